@@ -1,0 +1,66 @@
+// Package falkor is a FalkorDB client that is safe to put in front of
+// untrusted callers, and the MCP tools built on it.
+//
+// It is built on falkordb-go's connection (a go-redis client) but does the
+// rest itself, because falkordb-go v2.1.0 resends slow queries, panics on
+// many parameter types, lets parameter names and map keys inject Cypher,
+// drops decoding errors and is not safe for concurrent use.
+//
+// # Main use
+//
+//	c, err := falkor.Open(ctx, "redis://localhost:6379", falkor.Options{
+//		MaxTimeout:  10 * time.Second,
+//		MaxRows:     1000,
+//		DenyLoadCSV: true,
+//	})
+//	...
+//	defer c.Close()
+//	res, err := c.ROQuery(ctx, "movies",
+//		"MATCH (m:Movie {title: $title}) RETURN m", map[string]any{"title": "Alien"})
+//	// res.Columns, res.Rows (nodes as falkor.Node), res.Stats, res.Truncated
+//
+// To serve the graphs over MCP:
+//
+//	server := mcp.NewServer(&mcp.Implementation{Name: "graphs"}, nil)
+//	falkor.AddTools(server, c, nil)
+//
+// # Guarantees
+//
+//   - A query runs at most once: go-redis retries are off, so a slow write
+//     is never resent. (A query is sent again only when FalkorDB refused it
+//     unrun because the graph's names changed: a schema version mismatch.)
+//   - Every call takes a context; a call waits at most min(context deadline,
+//     Options.MaxTimeout), and queries pass that budget to FalkorDB as their
+//     TIMEOUT. Timeouts match ErrTimeout (and context.DeadlineExceeded when
+//     the context's deadline was the cause). A timeout ends the wait, not
+//     necessarily the query: FalkorDB applies TIMEOUT to reads only (unless
+//     its TIMEOUT_MAX is configured), and it holds the Redis lock while a
+//     write runs, so a slow write delays every client of the server.
+//   - Parameters are encoded by this package (see below); what cannot be sent
+//     exactly is refused with ErrInvalidParameter, never sent approximately,
+//     and nothing panics.
+//   - ROQuery uses GRAPH.RO_QUERY: the server itself refuses writes
+//     (ErrReadOnly). Labels, relationship types and property keys are looked
+//     up with read-only queries too, so read-only ACL users get full results.
+//   - A Client is safe for concurrent use; its per-graph name cache is
+//     lock-free for readers.
+//   - Error texts never contain the server address or password.
+//
+// # Parameters
+//
+// Parameter names must be Cypher identifiers (ASCII letters, digits and _, not
+// starting with a digit). Values may be nil, bool, string, any Go integer or
+// float type, json.Number, []any, map[string]any, and other slices, arrays,
+// string-keyed maps and pointers of these. Numbers that are integral and fit
+// in an int64 are sent as integers (so JSON's 2 and 2.0 both become the
+// integer 2); NaN and ±Inf, integers beyond int64, strings containing a NUL
+// byte, map keys containing a backtick or NUL, []byte, structs and nesting
+// deeper than 32 levels are refused. Strings otherwise arrive exactly as
+// given: quotes, backslashes, newlines, tabs, any Unicode.
+//
+// # Results
+//
+// Values in [Result].Rows are JSON-ready: see [Result] for the Go types.
+// FalkorDB prints floats with 15 significant digits, so a float read back may
+// differ from the one stored in the last digits.
+package falkor

@@ -1,0 +1,389 @@
+package falkor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Names of the MCP tools registered by [AddTools].
+const (
+	ToolQuery       = "falkordb_query"
+	ToolROQuery     = "falkordb_ro_query"
+	ToolListGraphs  = "falkordb_list_graphs"
+	ToolDeleteGraph = "falkordb_delete_graph"
+	ToolGraphSchema = "falkordb_graph_schema"
+	ToolExplain     = "falkordb_explain"
+)
+
+// readOnlyTools are the tools that cannot change data.
+var readOnlyTools = []string{ToolROQuery, ToolListGraphs, ToolGraphSchema, ToolExplain}
+
+var allTools = []string{ToolQuery, ToolROQuery, ToolListGraphs, ToolDeleteGraph, ToolGraphSchema, ToolExplain}
+
+// ToolOptions choose the tools [AddTools] registers.
+type ToolOptions struct {
+	// Tools names the tools to register (see the Tool* constants); empty
+	// means all six.
+	Tools []string
+	// ReadOnly leaves out the tools that can change data (falkordb_query and
+	// falkordb_delete_graph), whatever Tools says.
+	ReadOnly bool
+}
+
+// AddTools registers the FalkorDB MCP tools on s, working through c:
+//
+//	falkordb_query(graphName, query, parameters?)        read and write (GRAPH.QUERY)
+//	falkordb_ro_query(graphName, query, parameters?)     read only (GRAPH.RO_QUERY)
+//	falkordb_list_graphs()                               {"graphs": [...]}
+//	falkordb_delete_graph(graphName, confirm)            refused unless confirm is true
+//	falkordb_graph_schema(graphName)                     labels, relationship types, property keys
+//	falkordb_explain(graphName, query, parameters?)      execution plan
+//
+// The tools know nothing about tenants: they act on the graph names they are
+// given (a tenancy middleware maps and checks them). Results carry readable
+// text and StructuredContent: a query gives a [Result], the schema a
+// [Schema]. Failures are tool errors (IsError) whose text names the graph as
+// given. The guards of c's Options (MaxRows, MaxQueryLen, DenyLoadCSV,
+// MaxTimeout) apply to every call.
+//
+// AddTools panics if opts names an unknown tool, like [mcp.AddTool] on an
+// invalid tool.
+func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
+	want := allTools
+	readOnly := false
+	if opts != nil {
+		if len(opts.Tools) > 0 {
+			for _, name := range opts.Tools {
+				if !slices.Contains(allTools, name) {
+					panic(fmt.Sprintf("falkor.AddTools: unknown tool %q", name))
+				}
+			}
+			want = opts.Tools
+		}
+		readOnly = opts.ReadOnly
+	}
+	add := func(name string) bool {
+		return slices.Contains(want, name) && (!readOnly || slices.Contains(readOnlyTools, name))
+	}
+	t := tools{c: c}
+	// LOAD CSV makes the server fetch URLs, unless the Client refuses it.
+	openWorld := ptr(!c.opts.DenyLoadCSV)
+	if add(ToolQuery) {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:  ToolQuery,
+			Title: "Run a Cypher query",
+			Description: "Run an openCypher query on a FalkorDB graph. The query may read and write " +
+				"(CREATE, MERGE, SET, DELETE, REMOVE, index changes); writing creates the graph if it does not exist. " +
+				"Put values in `parameters` and refer to them as $name in the query rather than writing them into the query text. " +
+				"Returns the columns, the rows (nodes as {id, labels, properties}, relationships as " +
+				"{id, type, source, destination, properties}, paths as {nodes, edges}) and statistics such as nodes created.",
+			InputSchema: querySchema("Name of the graph to run the query on."),
+			Annotations: &mcp.ToolAnnotations{
+				Title:           "Run a Cypher query",
+				DestructiveHint: ptr(true),
+				OpenWorldHint:   openWorld,
+			},
+		}, t.query)
+	}
+	if add(ToolROQuery) {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:  ToolROQuery,
+			Title: "Run a read-only Cypher query",
+			Description: "Run a read-only openCypher query (MATCH ... RETURN ...) on a FalkorDB graph. " +
+				"The server refuses queries that would write (CREATE, MERGE, SET, DELETE, REMOVE, index changes). " +
+				"Put values in `parameters` and refer to them as $name in the query. " +
+				"Returns the columns, the rows (nodes as {id, labels, properties}, relationships as " +
+				"{id, type, source, destination, properties}, paths as {nodes, edges}) and statistics.",
+			InputSchema: querySchema("Name of the graph to query; it must exist."),
+			Annotations: &mcp.ToolAnnotations{
+				Title:          "Run a read-only Cypher query",
+				ReadOnlyHint:   true,
+				IdempotentHint: true,
+				OpenWorldHint:  openWorld,
+			},
+		}, t.roQuery)
+	}
+	if add(ToolListGraphs) {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:        ToolListGraphs,
+			Title:       "List graphs",
+			Description: "List the names of the FalkorDB graphs that can be queried, as {\"graphs\": [...]}.",
+			InputSchema: objectSchema(map[string]any{}),
+			Annotations: &mcp.ToolAnnotations{
+				Title:          "List graphs",
+				ReadOnlyHint:   true,
+				IdempotentHint: true,
+				OpenWorldHint:  ptr(false),
+			},
+		}, t.listGraphs)
+	}
+	if add(ToolDeleteGraph) {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:        ToolDeleteGraph,
+			Title:       "Delete a graph",
+			Description: "Delete a FalkorDB graph with all its nodes, relationships and indexes, permanently. Requires confirm: true.",
+			InputSchema: objectSchema(map[string]any{
+				"graphName": graphNameSchema("Name of the graph to delete."),
+				"confirm": map[string]any{
+					"type":        "boolean",
+					"description": "Must be true: confirms that the graph and all its data are to be deleted permanently.",
+				},
+			}, "graphName", "confirm"),
+			Annotations: &mcp.ToolAnnotations{
+				Title:           "Delete a graph",
+				DestructiveHint: ptr(true),
+				IdempotentHint:  true,
+				OpenWorldHint:   ptr(false),
+			},
+		}, t.deleteGraph)
+	}
+	if add(ToolGraphSchema) {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:  ToolGraphSchema,
+			Title: "Show a graph's schema",
+			Description: "Show the node labels, relationship types and property keys used in a FalkorDB graph. " +
+				"Useful before writing a query.",
+			InputSchema: objectSchema(map[string]any{
+				"graphName": graphNameSchema("Name of the graph; it must exist."),
+			}, "graphName"),
+			Annotations: &mcp.ToolAnnotations{
+				Title:          "Show a graph's schema",
+				ReadOnlyHint:   true,
+				IdempotentHint: true,
+				OpenWorldHint:  ptr(false),
+			},
+		}, t.graphSchema)
+	}
+	if add(ToolExplain) {
+		mcp.AddTool(s, &mcp.Tool{
+			Name:  ToolExplain,
+			Title: "Explain a Cypher query",
+			Description: "Show the execution plan FalkorDB would use for an openCypher query, without running it. " +
+				"Useful to check that a query uses an index.",
+			InputSchema: querySchema("Name of the graph; it must exist."),
+			Annotations: &mcp.ToolAnnotations{
+				Title:          "Explain a Cypher query",
+				ReadOnlyHint:   true,
+				IdempotentHint: true,
+				OpenWorldHint:  ptr(false),
+			},
+		}, t.explain)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func objectSchema(props map[string]any, required ...string) map[string]any {
+	s := map[string]any{
+		"type":                 "object",
+		"properties":           props,
+		"additionalProperties": false,
+	}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+func graphNameSchema(desc string) map[string]any {
+	return map[string]any{"type": "string", "minLength": 1, "description": desc}
+}
+
+func querySchema(graphDesc string) map[string]any {
+	return objectSchema(map[string]any{
+		"graphName": graphNameSchema(graphDesc),
+		"query": map[string]any{
+			"type":        "string",
+			"minLength":   1,
+			"description": "openCypher query in FalkorDB's dialect, e.g. MATCH (p:Person {name: $name}) RETURN p LIMIT 10.",
+		},
+		"parameters": map[string]any{
+			"type": []string{"object", "null"},
+			"description": "Query parameters by name, referred to as $name in the query. Names use ASCII letters, " +
+				"digits and _ and do not start with a digit. Values may be strings, numbers, booleans, null, " +
+				"arrays and objects (object keys must not contain a backtick).",
+		},
+	}, "graphName", "query")
+}
+
+type queryInput struct {
+	GraphName  string         `json:"graphName"`
+	Query      string         `json:"query"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+type graphInput struct {
+	GraphName string `json:"graphName"`
+}
+
+type deleteInput struct {
+	GraphName string `json:"graphName"`
+	Confirm   bool   `json:"confirm"`
+}
+
+type listGraphsOutput struct {
+	Graphs []string `json:"graphs"`
+}
+
+type deleteOutput struct {
+	Deleted bool `json:"deleted"`
+}
+
+type explainOutput struct {
+	Plan []string `json:"plan"`
+}
+
+type tools struct{ c *Client }
+
+func (t tools) query(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, *Result, error) {
+	res, err := t.c.Query(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+	if err != nil {
+		return nil, nil, toolError(in.GraphName, err)
+	}
+	return textResult(formatResult(res, t.c.opts.MaxRows)), res, nil
+}
+
+func (t tools) roQuery(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, *Result, error) {
+	res, err := t.c.ROQuery(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+	if err != nil {
+		return nil, nil, toolError(in.GraphName, err)
+	}
+	return textResult(formatResult(res, t.c.opts.MaxRows)), res, nil
+}
+
+func (t tools) listGraphs(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, listGraphsOutput, error) {
+	graphs, err := t.c.ListGraphs(ctx)
+	if err != nil {
+		return nil, listGraphsOutput{}, errors.New("listing graphs failed: " + plain(err))
+	}
+	slices.Sort(graphs)
+	// The text content is the JSON of the structured content (set by the SDK).
+	return nil, listGraphsOutput{Graphs: graphs}, nil
+}
+
+func (t tools) deleteGraph(ctx context.Context, _ *mcp.CallToolRequest, in deleteInput) (*mcp.CallToolResult, deleteOutput, error) {
+	if !in.Confirm {
+		return nil, deleteOutput{}, fmt.Errorf("graph %q: not deleted: set confirm to true to delete the graph and all its data permanently", in.GraphName)
+	}
+	if err := t.c.DeleteGraph(ctx, in.GraphName); err != nil {
+		return nil, deleteOutput{}, toolError(in.GraphName, err)
+	}
+	return textResult(fmt.Sprintf("Graph %q deleted.", in.GraphName)), deleteOutput{Deleted: true}, nil
+}
+
+func (t tools) graphSchema(ctx context.Context, _ *mcp.CallToolRequest, in graphInput) (*mcp.CallToolResult, *Schema, error) {
+	s, err := t.c.Schema(ctx, in.GraphName)
+	if err != nil {
+		return nil, nil, toolError(in.GraphName, err)
+	}
+	var b strings.Builder
+	b.WriteString("labels: ")
+	writeJSON(&b, s.Labels)
+	b.WriteString("\nrelationship types: ")
+	writeJSON(&b, s.RelationshipTypes)
+	b.WriteString("\nproperty keys: ")
+	writeJSON(&b, s.PropertyKeys)
+	return textResult(b.String()), s, nil
+}
+
+func (t tools) explain(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, explainOutput, error) {
+	plan, err := t.c.Explain(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+	if err != nil {
+		return nil, explainOutput{}, toolError(in.GraphName, err)
+	}
+	return textResult(strings.Join(plan, "\n")), explainOutput{Plan: plan}, nil
+}
+
+// exactParams decodes the parameters again from the raw arguments with
+// json.Number, so that integers beyond 2^53 arrive exactly (the SDK decodes
+// them as float64). It falls back to the SDK's decoding.
+func exactParams(req *mcp.CallToolRequest, decoded map[string]any) map[string]any {
+	if req == nil || req.Params == nil || len(decoded) == 0 {
+		return decoded
+	}
+	var raw struct {
+		Parameters map[string]any `json:"parameters"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(req.Params.Arguments))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || len(raw.Parameters) != len(decoded) {
+		return decoded
+	}
+	return raw.Parameters
+}
+
+func textResult(text string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}
+}
+
+// toolError is the text of a failed tool call: it names the graph as given.
+func toolError(graph string, err error) error {
+	return fmt.Errorf("graph %q: %s", graph, plain(err))
+}
+
+// plain is an error's text without the package prefix.
+func plain(err error) string {
+	return strings.ReplaceAll(err.Error(), "falkor: ", "")
+}
+
+func writeJSON(b *strings.Builder, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		b.WriteString(strconv.Quote(fmt.Sprint(v)))
+		return
+	}
+	b.Write(data)
+}
+
+// formatResult renders a result as text: the columns, one JSON array per
+// row, the truncation notice and the statistics.
+func formatResult(res *Result, maxRows int) string {
+	var b strings.Builder
+	switch n := len(res.Rows); {
+	case len(res.Columns) == 0:
+		b.WriteString("The query returned no columns.")
+	case n == 1:
+		b.WriteString("1 row. Columns: ")
+		writeJSON(&b, res.Columns)
+	default:
+		fmt.Fprintf(&b, "%d rows. Columns: ", n)
+		writeJSON(&b, res.Columns)
+	}
+	for _, row := range res.Rows {
+		b.WriteByte('\n')
+		writeJSON(&b, row)
+	}
+	if res.Truncated {
+		fmt.Fprintf(&b, "\nTruncated: the query returned more than %d rows and only the first %d are shown; add LIMIT or narrow the query.", maxRows, maxRows)
+	}
+	b.WriteString("\nStatistics: ")
+	st := res.Stats
+	for _, c := range []struct {
+		n    int64
+		what string
+	}{
+		{st.NodesCreated, "nodes created"}, {st.NodesDeleted, "nodes deleted"},
+		{st.RelationshipsCreated, "relationships created"}, {st.RelationshipsDeleted, "relationships deleted"},
+		{st.PropertiesSet, "properties set"}, {st.PropertiesRemoved, "properties removed"},
+		{st.LabelsAdded, "labels added"}, {st.LabelsRemoved, "labels removed"},
+		{st.IndicesCreated, "indices created"}, {st.IndicesDeleted, "indices deleted"},
+	} {
+		if c.n != 0 {
+			fmt.Fprintf(&b, "%s: %d, ", c.what, c.n)
+		}
+	}
+	fmt.Fprintf(&b, "execution time: %s ms", strconv.FormatFloat(st.ExecutionTimeMs, 'f', -1, 64))
+	if st.Cached {
+		b.WriteString(" (cached plan)")
+	}
+	b.WriteByte('.')
+	return b.String()
+}
