@@ -55,7 +55,7 @@ type span struct {
 
 // rewriteArguments maps the graph arguments named in graphArgs of the raw
 // tool arguments through m and hashes the string argument queryArg (when
-// hash is set). Arguments must be a JSON object (or empty). A graph argument
+// hash is set). Arguments must be a JSON object (or empty, or null). A graph argument
 // must be a string or an array of strings, must appear once, and must not
 // appear spelled in another case (decoders such as encoding/json match keys
 // case-insensitively, which would let "GraphName" reach the tool unmapped).
@@ -64,8 +64,8 @@ func rewriteArguments(raw json.RawMessage, graphArgs []string, queryArg string, 
 	var out rewritten
 	b := raw
 	i := skipWS(b, 0)
-	if i == len(b) {
-		out.args = raw // no arguments
+	if i == len(b) || string(bytes.TrimSpace(b)) == "null" {
+		out.args = raw // no arguments: the SDK client sends null for a typed nil map
 		return out, nil
 	}
 	if b[i] != '{' || !json.Valid(b) {

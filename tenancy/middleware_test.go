@@ -222,6 +222,14 @@ func TestInvalidArguments(t *testing.T) {
 		require.False(t, res.IsError, text(res))
 		require.Equal(t, []any{"acme_users", "acme_orders"}, e.rec.last().args["graphName"])
 	})
+	t.Run("null arguments", func(t *testing.T) {
+		// A Go client passing a typed nil map sends "arguments": null.
+		before := e.rec.count()
+		res, err := callTool(t, cs, "falkordb_list_graphs", json.RawMessage(`null`))
+		require.NoError(t, err)
+		require.False(t, res.IsError, text(res))
+		require.Equal(t, before+1, e.rec.count())
+	})
 	t.Run("no graph argument", func(t *testing.T) {
 		res, err := callTool(t, cs, "falkordb_query", map[string]any{"query": "RETURN 1"})
 		require.NoError(t, err)
