@@ -210,10 +210,10 @@ func (c *cleaner) result(res *mcp.CallToolResult, generic func() string) (*mcp.C
 		out = &cp
 	}
 	if isErr && c.resultReveals(out) {
-		return &mcp.CallToolResult{
-			IsError: true,
-			Content: []mcp.Content{&mcp.TextContent{Text: generic()}},
-		}, true, nil
+		cp := *res // keeps what the SDK set on the tool's result
+		cp.Meta, cp.StructuredContent = nil, nil
+		cp.IsError, cp.Content = true, []mcp.Content{&mcp.TextContent{Text: generic()}}
+		return &cp, true, nil
 	}
 	return out, false, nil
 }

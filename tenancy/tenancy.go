@@ -340,6 +340,8 @@ type call struct {
 	start time.Time
 	rid   string
 	ev    Event
+
+	complete bool // the client expects resultType in tool results
 }
 
 func (c *call) requestID() string {
@@ -458,13 +460,8 @@ func (c *call) unauthenticated(err error) error {
 	return &jsonrpc.Error{Code: CodeUnauthenticated, Message: msg + "; request id " + c.requestID()}
 }
 
-// toolError returns a tool error result with text msg.
-func toolError(msg string) *mcp.CallToolResult {
-	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
-}
-
 func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
-	c := &call{m: m, start: m.now(), ev: Event{Method: method, Rows: -1}}
+	c := &call{m: m, start: m.now(), ev: Event{Method: method, Rows: -1}, complete: wantsResultType(req)}
 	creq, ok := req.(*mcp.CallToolRequest)
 	if !ok || creq.Params == nil {
 		err := fmt.Errorf("%w: the request has no tools/call parameters", ErrInvalidArguments)
@@ -500,7 +497,7 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		if !routed {
 			err := fmt.Errorf("%w: tool %q requires the scopes %v", ErrForbidden, name, t.Scopes)
 			c.audit(ctx, OutcomeRefused, err)
-			return toolError(fmt.Sprintf("permission denied: tool %q requires the scope(s) %s, which the token does not grant",
+			return c.toolError(fmt.Sprintf("permission denied: tool %q requires the scope(s) %s, which the token does not grant",
 				name, strings.Join(t.Scopes, ", "))), nil
 		}
 	}
@@ -512,7 +509,7 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		rf := &refusal{msg: "invalid arguments"}
 		errors.As(err, &rf)
 		if errors.Is(err, ErrInvalidGraph) {
-			return toolError(rf.msg), nil
+			return c.toolError(rf.msg), nil
 		}
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid arguments: " + rf.msg}
 	}
@@ -533,19 +530,19 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 					err = fmt.Errorf("%w: %w", ErrLimiter, err)
 				}
 				c.audit(ctx, OutcomeRefused, err)
-				return toolError("the rate limiter is unavailable, so the call was refused; retry later (request id " + c.requestID() + ")"), nil
+				return c.toolError("the rate limiter is unavailable, so the call was refused; retry later (request id " + c.requestID() + ")"), nil
 			}
 			if !ok {
 				err := fmt.Errorf("%w: retry after %v", ErrRateLimited, retry)
 				c.audit(ctx, OutcomeRefused, err)
-				return retryResult("rate limit exceeded for this tenant", retry), nil
+				return c.retryResult("rate limit exceeded for this tenant", retry), nil
 			}
 		}
 		if lim.Concurrent > 0 {
 			if !m.inflight.acquire(prefix, lim.Concurrent) {
 				err := fmt.Errorf("%w: %d in flight", ErrConcurrency, lim.Concurrent)
 				c.audit(ctx, OutcomeRefused, err)
-				return retryResult(fmt.Sprintf("too many concurrent calls for this tenant (at most %d)", lim.Concurrent), time.Second), nil
+				return c.retryResult(fmt.Sprintf("too many concurrent calls for this tenant (at most %d)", lim.Concurrent), time.Second), nil
 			}
 			defer m.inflight.release(prefix)
 		}
@@ -596,14 +593,14 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 				ferr = errors.New("list filter returned no result")
 			}
 			c.audit(ctx, OutcomeToolError, fmt.Errorf("%w: filtering the graph list: %w", ErrInternal, ferr))
-			return toolError(c.generic()), nil
+			return c.toolError(c.generic()), nil
 		}
-		tr = filtered
+		tr = inherit(tr, filtered)
 	}
 	cleaned, generic, cerr := cl.result(tr, c.generic)
 	if cerr != nil {
 		c.audit(ctx, OutcomeToolError, fmt.Errorf("%w: cleaning the result: %w", ErrInternal, cerr))
-		return toolError(c.generic()), nil
+		return c.toolError(c.generic()), nil
 	}
 	if m.auditor != nil {
 		c.ev.Rows = rowsOf(cleaned)
@@ -621,8 +618,8 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 
 // retryResult is the tool error of a refusal by a limit. The text and
 // _meta.retryAfterMs say when to retry.
-func retryResult(what string, retry time.Duration) *mcp.CallToolResult {
-	res := toolError(fmt.Sprintf("%s: retry after %d s", what, retrySeconds(retry)))
+func (c *call) retryResult(what string, retry time.Duration) *mcp.CallToolResult {
+	res := c.toolError(fmt.Sprintf("%s: retry after %d s", what, retrySeconds(retry)))
 	res.Meta = mcp.Meta{"retryAfterMs": retry.Milliseconds()}
 	return res
 }
