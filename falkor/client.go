@@ -63,6 +63,10 @@ type Options struct {
 	// LOAD CSV (which makes the server fetch a URL or read a file). See
 	// [MentionsLoadCSV] for the rule. Set it for tenant-facing servers.
 	DenyLoadCSV bool
+
+	// Scopes bound the connection pools of scoped database users (see
+	// [Client.WithScope]).
+	Scopes ScopeOptions
 }
 
 func (o *Options) check() error {
@@ -71,6 +75,9 @@ func (o *Options) check() error {
 		return errors.New("falkor: invalid options: negative timeout")
 	case o.PoolSize < 0, o.MaxRows < 0, o.MaxQueryLen < 0:
 		return errors.New("falkor: invalid options: negative PoolSize, MaxRows or MaxQueryLen")
+	}
+	if err := o.Scopes.check(); err != nil {
+		return err
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = DefaultDialTimeout
@@ -92,6 +99,10 @@ type Client struct {
 	opts    Options
 	maxSrv  time.Duration // the server's TIMEOUT_MAX, 0 if unknown or unset
 	schemas schemaCache
+
+	ro      *redis.Options // the settings as given to go-redis, for scoped users' pools
+	scopes  *scopeSet      // pools of scoped users; nil in a scoped Client
+	scopeOf *scopeSet      // the set a scoped Client belongs to, or nil
 }
 
 // Open connects to the FalkorDB server at rawURL and checks it with PING.
@@ -126,8 +137,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 
+	base := *ro // before NewClient fills in (and changes) its fields
 	rdb := redis.NewClient(ro)
-	c := &Client{db: &falkordb.FalkorDB{Conn: rdb}, rdb: rdb, opts: opts}
+	c := &Client{db: &falkordb.FalkorDB{Conn: rdb}, rdb: rdb, opts: opts, ro: &base}
+	c.scopes = &scopeSet{admin: c, opts: opts.Scopes, entries: map[string]*scopeEntry{}}
 	if err := c.Ping(ctx); err != nil {
 		_ = rdb.Close()
 		return nil, err
@@ -212,9 +225,16 @@ func parseURL(raw string) (*redis.Options, error) {
 // through it are not retried either.
 func (c *Client) Redis() redis.UniversalClient { return c.db.Conn }
 
-// Close closes the connections. Calls in flight fail; later calls return
-// ErrClosed.
+// Close closes the connections, those of scoped users included (a scoped
+// user's pool still in use closes when its calls end). Calls in flight
+// fail; later calls return ErrClosed. Close does nothing on the Client given
+// to a [Client.WithScope] function: its pool belongs to the administrator
+// Client.
 func (c *Client) Close() error {
+	if c.scopeOf != nil {
+		return nil
+	}
+	c.scopes.close()
 	if err := c.rdb.Close(); err != nil {
 		return mapError(context.Background(), err)
 	}

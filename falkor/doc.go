@@ -46,6 +46,20 @@
 //     lock-free for readers.
 //   - Error texts never contain the server address or password.
 //
+// # Scoped database users
+//
+// An administrator Client can run calls as a restricted Redis ACL user
+// confined to a key pattern ([Client.WithScope], [Scope]): it creates or
+// updates the user with a random password kept in memory, and keeps a small,
+// bounded pool of connections per active user ([ScopeOptions]). The database
+// then refuses, with NOPERM ([ErrPermission]), every key outside the pattern
+// and every command outside [ScopeCommands] (GRAPH.LIST, GRAPH.INFO,
+// GRAPH.CONFIG and GRAPH.UDF are global and stay with the administrator).
+// [ToolOptions].Scope makes the MCP tools run each call as the user it
+// picks from the call's context; a multi-tenant server maps the caller's
+// tenant to a Scope there, so that isolation holds even if its name mapping
+// had a bug. [Client.CheckScopes] tells whether the Client may manage users.
+//
 // # Parameters
 //
 // Parameter names must be Cypher identifiers (ASCII letters, digits and _, not

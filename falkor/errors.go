@@ -179,6 +179,8 @@ func serverError(msg string) error {
 	switch {
 	case strings.Contains(msg, msgEmptyKey):
 		return &QueryError{Message: msg, Kind: ErrGraphNotFound}
+	case strings.HasPrefix(msg, "NOPERM"):
+		return &QueryError{Message: msg, Kind: ErrPermission}
 	case strings.Contains(msg, msgReadOnly):
 		return &QueryError{Message: msg, Kind: ErrReadOnly}
 	case strings.HasPrefix(msg, msgTimedOut):

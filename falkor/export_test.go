@@ -8,3 +8,10 @@ func EncodeParams(params map[string]any) (string, error) {
 	}
 	return string(b), nil
 }
+
+// ScopePools is the number of scoped users' pools c keeps open.
+func ScopePools(c *Client) int {
+	c.scopes.mu.Lock()
+	defer c.scopes.mu.Unlock()
+	return len(c.scopes.entries)
+}

@@ -36,6 +36,16 @@ type ToolOptions struct {
 	// ReadOnly leaves out the tools that can change data (falkordb_query and
 	// falkordb_delete_graph), whatever Tools says.
 	ReadOnly bool
+
+	// Scope, when set, makes every tool that acts on one graph (all but
+	// falkordb_list_graphs) run as the restricted database user it returns
+	// for the call's context (see [Client.WithScope]), so that the database
+	// refuses keys outside the scope whatever graph name the tool is given.
+	// A multi-tenant server maps the caller's tenant to a Scope here. An
+	// error refuses the call; there is no fallback to the Client's own user.
+	// falkordb_list_graphs stays on the Client's user (GRAPH.LIST cannot be
+	// scoped): filter its result per caller.
+	Scope func(ctx context.Context) (Scope, error)
 }
 
 // AddTools registers the FalkorDB MCP tools on s, working through c:
@@ -59,7 +69,9 @@ type ToolOptions struct {
 func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
 	want := allTools
 	readOnly := false
+	t := tools{c: c}
 	if opts != nil {
+		t.scope = opts.Scope
 		if len(opts.Tools) > 0 {
 			for _, name := range opts.Tools {
 				if !slices.Contains(allTools, name) {
@@ -73,7 +85,6 @@ func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
 	add := func(name string) bool {
 		return slices.Contains(want, name) && (!readOnly || slices.Contains(readOnlyTools, name))
 	}
-	t := tools{c: c}
 	// LOAD CSV makes the server fetch URLs, unless the Client refuses it.
 	openWorld := ptr(!c.opts.DenyLoadCSV)
 	if add(ToolQuery) {
@@ -241,10 +252,29 @@ type explainOutput struct {
 	Plan []string `json:"plan"`
 }
 
-type tools struct{ c *Client }
+type tools struct {
+	c     *Client
+	scope func(ctx context.Context) (Scope, error)
+}
+
+// with runs f with the Client of the call: c, or the scoped user's.
+func (t tools) with(ctx context.Context, f func(c *Client) error) error {
+	if t.scope == nil {
+		return f(t.c)
+	}
+	s, err := t.scope(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: no database user for this call: %v", ErrPermission, err)
+	}
+	return t.c.WithScope(ctx, s, f)
+}
 
 func (t tools) query(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, *Result, error) {
-	res, err := t.c.Query(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+	var res *Result
+	err := t.with(ctx, func(c *Client) (err error) {
+		res, err = c.Query(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+		return err
+	})
 	if err != nil {
 		return nil, nil, toolError(in.GraphName, err)
 	}
@@ -252,7 +282,11 @@ func (t tools) query(ctx context.Context, req *mcp.CallToolRequest, in queryInpu
 }
 
 func (t tools) roQuery(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, *Result, error) {
-	res, err := t.c.ROQuery(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+	var res *Result
+	err := t.with(ctx, func(c *Client) (err error) {
+		res, err = c.ROQuery(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+		return err
+	})
 	if err != nil {
 		return nil, nil, toolError(in.GraphName, err)
 	}
@@ -273,14 +307,18 @@ func (t tools) deleteGraph(ctx context.Context, _ *mcp.CallToolRequest, in delet
 	if !in.Confirm {
 		return nil, deleteOutput{}, fmt.Errorf("graph %q: not deleted: set confirm to true to delete the graph and all its data permanently", in.GraphName)
 	}
-	if err := t.c.DeleteGraph(ctx, in.GraphName); err != nil {
+	if err := t.with(ctx, func(c *Client) error { return c.DeleteGraph(ctx, in.GraphName) }); err != nil {
 		return nil, deleteOutput{}, toolError(in.GraphName, err)
 	}
 	return textResult(fmt.Sprintf("Graph %q deleted.", in.GraphName)), deleteOutput{Deleted: true}, nil
 }
 
 func (t tools) graphSchema(ctx context.Context, _ *mcp.CallToolRequest, in graphInput) (*mcp.CallToolResult, *Schema, error) {
-	s, err := t.c.Schema(ctx, in.GraphName)
+	var s *Schema
+	err := t.with(ctx, func(c *Client) (err error) {
+		s, err = c.Schema(ctx, in.GraphName)
+		return err
+	})
 	if err != nil {
 		return nil, nil, toolError(in.GraphName, err)
 	}
@@ -295,7 +333,11 @@ func (t tools) graphSchema(ctx context.Context, _ *mcp.CallToolRequest, in graph
 }
 
 func (t tools) explain(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, explainOutput, error) {
-	plan, err := t.c.Explain(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+	var plan []string
+	err := t.with(ctx, func(c *Client) (err error) {
+		plan, err = c.Explain(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+		return err
+	})
 	if err != nil {
 		return nil, explainOutput{}, toolError(in.GraphName, err)
 	}
