@@ -52,6 +52,10 @@ type config struct {
 	QueryTimeout time.Duration
 	MaxRows      int
 	AllowLoadCSV bool
+	// DBACL runs each tenant's data commands as a per-tenant FalkorDB ACL
+	// user restricted to the tenant's keys: "auto" (when the FalkorDB user
+	// may manage ACL users), "on" (required) or "off".
+	DBACL string
 
 	// Limits per tenant: a token bucket shared by all replicas (in the
 	// FalkorDB server) and a cap on calls in flight in this process.
@@ -123,6 +127,7 @@ var options = []option{
 	{flag: "query-timeout", env: "QUERY_TIMEOUT", def: "30s", usage: "longest FalkorDB call"},
 	{flag: "max-rows", env: "MAX_ROWS", def: "1000", usage: "rows returned per query at most (0: no cap)"},
 	{flag: "allow-load-csv", env: "ALLOW_LOAD_CSV", def: "false", isBool: true, usage: "allow LOAD CSV (makes FalkorDB fetch URLs): off for tenant-facing servers"},
+	{flag: "db-acl", env: "DB_ACL", def: "auto", usage: "per-tenant FalkorDB ACL users confined to the tenant's keys: auto (when the FalkorDB user may manage ACL users), on, off"},
 
 	{flag: "rate-limit", env: "RATE_LIMIT", def: "10/s", usage: `tool calls per tenant, shared by all replicas: "10/s", "600/min", "5" (per second), "off"`},
 	{flag: "rate-burst", env: "RATE_BURST", def: "20", usage: "tool calls a tenant may make at once"},
@@ -394,6 +399,10 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 	c.MaxRows = int(n)
 	if c.AllowLoadCSV, err = s.bool("ALLOW_LOAD_CSV"); err != nil {
 		return fail(err)
+	}
+	c.DBACL = strings.ToLower(strings.TrimSpace(s.val["DB_ACL"]))
+	if !slices.Contains([]string{"auto", "on", "off"}, c.DBACL) {
+		return fail(s.bad("DB_ACL", "want auto, on or off"))
 	}
 
 	// Limits.

@@ -83,6 +83,7 @@ func startProxy(t *testing.T, db *falkortest.DB, env map[string]string, hook ...
 		require.NoError(t, p.Shutdown(ctx))
 		require.NoError(t, <-served)
 		require.NoError(t, p.Close())
+		dropACLUsers(t, db)
 		if t.Failed() {
 			t.Logf("proxy logs:\n%s", logs.String())
 		}
@@ -276,4 +277,20 @@ func structured(t *testing.T, res *mcp.CallToolResult) string {
 	b, err := json.Marshal(res.StructuredContent)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// dropACLUsers deletes the per-tenant FalkorDB users of the test's tenants
+// (named "tg-" + namespace ...), which the proxy leaves for other replicas.
+func dropACLUsers(t *testing.T, db *falkortest.DB) {
+	ctx := context.Background()
+	rdb := db.Redis(t)
+	users, err := rdb.Do(ctx, "ACL", "USERS").StringSlice()
+	if err != nil {
+		return // a test that stopped the server
+	}
+	for _, u := range users {
+		if strings.HasPrefix(u, aclUserPrefix+db.Namespace()) {
+			rdb.Do(ctx, "ACL", "DELUSER", u)
+		}
+	}
 }

@@ -44,7 +44,9 @@ type proxy struct {
 
 	lite     *lite.Server   // embedded FalkorDB, or nil
 	db       *falkor.Client // nil in upstream mode without FALKORDB_URL
-	dev      *devIssuer     // nil unless cfg.Dev
+	dbACL    bool           // tools run as per-tenant FalkorDB ACL users
+	resolver *graphname.Resolver
+	dev      *devIssuer // nil unless cfg.Dev
 	verifier *authn.Verifier
 	server   *mcp.Server
 	upstream io.Closer // upstream mode only
@@ -73,7 +75,7 @@ type proxy struct {
 // at once); call Serve to serve and Close to release everything. log
 // receives the structured logs. On error, whatever was started is stopped.
 func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Middleware) (_ *proxy, err error) {
-	p := &proxy{cfg: cfg, log: log, calls: newInflight()}
+	p := &proxy{cfg: cfg, log: log, calls: newInflight(), resolver: graphname.Default()}
 	if len(hook) > 0 {
 		p.toolHook = hook[0]
 	}
@@ -137,7 +139,11 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Mi
 			p.closers = append(p.closers, c.Close)
 		}
 	} else {
-		falkor.AddTools(p.server, p.db, nil)
+		var topts falkor.ToolOptions
+		if p.dbACL {
+			topts.Scope = p.tenantScope
+		}
+		falkor.AddTools(p.server, p.db, &topts)
 	}
 	if p.toolHook != nil {
 		p.server.AddReceivingMiddleware(p.toolHook)
@@ -179,17 +185,68 @@ func (p *proxy) openFalkorDB(ctx context.Context) error {
 		url = srv.URL()
 		p.log.Info("embedded FalkorDB started", "network", srv.Network())
 	}
+	pool := 4
+	if p.cfg.Concurrency > 0 {
+		pool = min(p.cfg.Concurrency, 16)
+	}
 	db, err := falkor.Open(ctx, url, falkor.Options{
 		MaxTimeout:  p.cfg.QueryTimeout,
 		MaxRows:     p.cfg.MaxRows,
 		DenyLoadCSV: !p.cfg.AllowLoadCSV,
+		Scopes:      falkor.ScopeOptions{PoolSize: pool},
 	})
 	if err != nil {
 		return fmt.Errorf("connecting to FalkorDB (FALKORDB_URL): %w", err)
 	}
 	p.db = db
 	p.closers = append(p.closers, db.Close)
+	return p.setupDBACL(ctx)
+}
+
+// aclUserPrefix starts the names of the per-tenant FalkorDB ACL users:
+// "tg-" followed by the tenant's key prefix ("tg-acme_").
+const aclUserPrefix = "tg-"
+
+// setupDBACL decides whether the tools run as per-tenant ACL users
+// (DB_ACL): "on" requires the FalkorDB user to be able to manage ACL users,
+// "auto" uses them when it can, "off" never. Upstream mode has no
+// in-process tools to confine.
+func (p *proxy) setupDBACL(ctx context.Context) error {
+	mode := p.cfg.DBACL
+	if mode == "off" || mode == "" {
+		return nil
+	}
+	if p.cfg.upstream() {
+		if mode == "on" {
+			return errors.New("DB_ACL=on: per-tenant FalkorDB users confine the in-process tools; upstream mode has none (set DB_ACL=off)")
+		}
+		return nil
+	}
+	if err := p.db.CheckScopes(ctx); err != nil {
+		if mode == "on" {
+			return fmt.Errorf("DB_ACL=on: the FalkorDB user cannot manage ACL users (give it +acl or set DB_ACL=off): %w", err)
+		}
+		p.log.Warn("DB_ACL=auto: the FalkorDB user cannot manage ACL users; tenants are kept apart by the name mapping only, not by the database", "err", err)
+		return nil
+	}
+	p.dbACL = true
+	p.log.Info("per-tenant FalkorDB ACL users on: each tenant's queries run as a database user confined to its own keys")
 	return nil
+}
+
+// tenantScope is the database user of the call's tenant: "tg-" + prefix,
+// confined to the keys prefix + "*". graphname guarantees that the prefix
+// holds no glob character and that no other tenant's key starts with it.
+func (p *proxy) tenantScope(ctx context.Context) (falkor.Scope, error) {
+	id, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return falkor.Scope{}, errors.New("no verified tenant")
+	}
+	prefix, err := p.resolver.Prefix(id.Tenant)
+	if err != nil {
+		return falkor.Scope{}, errors.New("invalid tenant")
+	}
+	return falkor.Scope{User: aclUserPrefix + prefix, KeyPattern: prefix + "*"}, nil
 }
 
 // openVerifier starts the development issuer (only without BEARER_*
@@ -271,7 +328,7 @@ func (anyTenant) ValidateTenant(t string) error {
 func (p *proxy) tenancyConfig(policy map[string]tenancy.ToolPolicy) tenancy.Config {
 	cfg := p.cfg
 	tc := tenancy.Config{
-		Resolver: graphname.Default(),
+		Resolver: p.resolver,
 		Tools:    policy,
 		Auditor: multiAuditor{
 			tenancy.NewSlogAuditor(p.log, nil),
