@@ -40,6 +40,10 @@ type config struct {
 	BearerDiscovery  bool
 	TenantClaim      string
 	KeysWait         time.Duration // how long the start waits for the issuer's keys
+	// The issuer's key set: fetched again at least every JWKSRefresh;
+	// while fetches fail, the last good keys serve for JWKSMaxStaleness
+	// after the last good fetch; each fetch takes at most JWKSTimeout.
+	JWKSRefresh, JWKSMaxStaleness, JWKSTimeout time.Duration
 
 	// Tenancy. SingleTenant, when set, maps every verified caller to this
 	// one tenant namespace (TENANT_GRAPH_PREFIX=false); graphs are still
@@ -119,6 +123,9 @@ var options = []option{
 	{flag: "bearer-algorithm", env: "BEARER_ALGORITHM", usage: "accepted JWS algorithms, comma-separated (default RS256,ES256,EdDSA)"},
 	{flag: "bearer-discovery", env: "BEARER_DISCOVERY", isBool: true, usage: "find the JWKS URL from the issuer's discovery document instead of -bearer-jwks-uri"},
 	{flag: "bearer-keys-wait", env: "BEARER_KEYS_WAIT", def: "10s", usage: "how long the start waits for the issuer's keys (then serves, and /readyz fails until they load)"},
+	{flag: "bearer-jwks-refresh", env: "BEARER_JWKS_REFRESH", def: "1h", usage: "longest time between fetches of the issuer's key set (sooner when its Cache-Control max-age says so)"},
+	{flag: "bearer-jwks-max-staleness", env: "BEARER_JWKS_MAX_STALENESS", def: "6h", usage: "while key fetches fail, the last good keys serve this long after the last good fetch (then tokens are refused and /readyz fails); at least -bearer-jwks-refresh"},
+	{flag: "bearer-jwks-timeout", env: "BEARER_JWKS_TIMEOUT", def: "10s", usage: "longest fetch of the issuer's key set"},
 	{flag: "tenant-claim", env: "TENANT_CLAIM", def: "sub", usage: `token claim holding the tenant id (dotted path allowed)`},
 	{flag: "tenant-graph-prefix", env: "TENANT_GRAPH_PREFIX", def: "true", isBool: true, usage: "prefix graphs with the caller's tenant; false only with -single-tenant"},
 	{flag: "single-tenant", env: "SINGLE_TENANT", usage: "map every verified caller to this one tenant namespace (single-tenant mode)"},
@@ -331,12 +338,25 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 	if c.KeysWait, err = s.duration("BEARER_KEYS_WAIT", 0); err != nil {
 		return fail(err)
 	}
+	if c.JWKSRefresh, err = s.duration("BEARER_JWKS_REFRESH", time.Second); err != nil {
+		return fail(err)
+	}
+	if c.JWKSMaxStaleness, err = s.duration("BEARER_JWKS_MAX_STALENESS", time.Second); err != nil {
+		return fail(err)
+	}
+	if c.JWKSMaxStaleness < c.JWKSRefresh {
+		return fail(s.bad("BEARER_JWKS_MAX_STALENESS", "must be at least BEARER_JWKS_REFRESH (%v), or keys go stale between refreshes", c.JWKSRefresh))
+	}
+	if c.JWKSTimeout, err = s.duration("BEARER_JWKS_TIMEOUT", time.Millisecond); err != nil {
+		return fail(err)
+	}
 	c.TenantClaim = strings.TrimSpace(s.val["TENANT_CLAIM"])
 	if c.TenantClaim == "" {
 		return fail(s.bad("TENANT_CLAIM", "want a claim name such as sub or org_id"))
 	}
 	bearer := s.has["BEARER_JWKS_URI"] || s.has["BEARER_ISSUER"] || s.has["BEARER_AUDIENCE"] ||
-		s.has["BEARER_ALGORITHM"] || s.has["BEARER_DISCOVERY"]
+		s.has["BEARER_ALGORITHM"] || s.has["BEARER_DISCOVERY"] || s.has["BEARER_JWKS_REFRESH"] ||
+		s.has["BEARER_JWKS_MAX_STALENESS"] || s.has["BEARER_JWKS_TIMEOUT"]
 	c.Dev = !bearer
 	if bearer {
 		switch {

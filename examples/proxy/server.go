@@ -260,6 +260,12 @@ func (p *proxy) openVerifier(ctx context.Context) error {
 		Discovery:   cfg.BearerDiscovery,
 		Algorithms:  cfg.BearerAlgorithms,
 		TenantClaim: cfg.TenantClaim,
+		JWKS: authn.JWKSOptions{
+			MinRefresh:   min(authn.DefaultMinRefresh, cfg.JWKSRefresh),
+			MaxRefresh:   cfg.JWKSRefresh,
+			MaxStaleness: cfg.JWKSMaxStaleness,
+			Timeout:      cfg.JWKSTimeout,
+		},
 	}
 	if cfg.Dev {
 		d, err := startDevIssuer(p.baseURL+"/mcp", cfg.TenantClaim)
@@ -276,6 +282,7 @@ func (p *proxy) openVerifier(ctx context.Context) error {
 			TenantClaim:  cfg.TenantClaim,
 			RequiredType: "at+jwt",
 			MaxLifetime:  devTokenTTL,
+			JWKS:         iss.JWKS,
 		}
 		p.log.Warn("DEVELOPMENT ONLY: a development token issuer is running with a key generated at start; " +
 			"anyone holding its printed tokens acts as their tenants. Set BEARER_ISSUER, BEARER_AUDIENCE and BEARER_JWKS_URI for real use.")
@@ -446,8 +453,10 @@ func (p *proxy) buildHTTP() error {
 
 // readyz answers 200 when FalkorDB answers a PING (if the proxy uses one),
 // the upstream is ready (if it says), the issuer's keys are loaded and not
-// stale, and no shutdown has begun; 503 otherwise. The body names the checks
-// and their state, never addresses or error texts.
+// stale, and no shutdown has begun; 503 otherwise. While key fetches fail
+// but the last good keys still serve, it stays 200 and the "keys" check says
+// when they go stale. The body names the checks and their state, never
+// addresses or error texts.
 func (p *proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{}
 	ok := true
@@ -474,7 +483,7 @@ func (p *proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := p.verifier.Ready(); err != nil {
 		fail("keys", "missing or stale")
 	} else {
-		checks["keys"] = "ok"
+		checks["keys"] = p.keysState(time.Now())
 	}
 	status, code := "ready", http.StatusOK
 	if !ok {
@@ -484,6 +493,19 @@ func (p *proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
+}
+
+// keysState is the "keys" check of usable keys: "ok", or, when the last
+// fetch of an issuer's key set failed, how long its last good keys still
+// serve ("stale in 4m0s: last fetch failed").
+func (p *proxy) keysState(now time.Time) string {
+	for _, h := range p.verifier.Health() {
+		if h.Remote && h.LastError != "" {
+			left := max(h.LastSuccess.Add(p.cfg.JWKSMaxStaleness).Sub(now), 0)
+			return "stale in " + left.Round(time.Second).String() + ": last fetch failed"
+		}
+	}
+	return "ok"
 }
 
 // Handler is the proxy's HTTP handler (all endpoints).
