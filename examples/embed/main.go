@@ -19,7 +19,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/tenantgraph/tenantgraph/authn"
@@ -69,6 +68,6 @@ func newHandler(getenv func(string) string) (h http.Handler, stop func() error, 
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
 		&mcp.StreamableHTTPOptions{Stateless: true})
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", auth.RequireBearerToken(verifier.TokenVerifier(), nil)(mcpHandler))
+	mux.Handle("/mcp", authn.RequireBearer(verifier, nil)(mcpHandler)) // 401/403 with full challenges
 	return mux, verifier.Close, nil
 }
