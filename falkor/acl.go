@@ -172,12 +172,14 @@ type scopeEntry struct {
 // ACL SETUSER to create or update it, with a fresh random password kept in
 // memory (and removed from the user when its pool is closed). Calls fail
 // with ErrInvalidScope for a bad Scope, with ErrPermission when c may not
-// manage ACL users (see [Client.CheckScopes]), and with ErrClosed once c
-// is closed.
+// manage ACL users (see [Client.CheckScopes]), with ErrClosed once c
+// is closed. In cluster mode the user is set up on every node (replicas
+// included), and setting it up fails while a node does not answer.
 func (c *Client) WithScope(ctx context.Context, s Scope, f func(*Client) error) error {
 	if c.scopes == nil {
 		return fmt.Errorf("%w: this client is itself scoped", ErrInvalidScope)
 	}
+
 	if err := s.validate(); err != nil {
 		return err
 	}
@@ -191,6 +193,19 @@ func (c *Client) WithScope(ctx context.Context, s Scope, f func(*Client) error) 
 		c.scopes.invalidate(e)
 	}
 	return err
+}
+
+// adminDo runs an administrator command on the server or, in cluster mode,
+// on every node, replicas included (ACL users are neither replicated nor
+// shared between nodes; a replica needs them once it takes over). In
+// cluster mode it fails if any node does not answer.
+func (ss *scopeSet) adminDo(ctx context.Context, args ...any) error {
+	if cc := ss.admin.cluster; cc != nil {
+		return cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
+			return n.Do(ctx, args...).Err()
+		})
+	}
+	return ss.admin.rdb.Do(ctx, args...).Err()
 }
 
 // staleScope reports whether err suggests that the user's pool is no longer
@@ -221,6 +236,7 @@ func (c *Client) CheckScopes(ctx context.Context) error {
 	if c.scopes == nil {
 		return fmt.Errorf("%w: this client is itself scoped", ErrInvalidScope)
 	}
+
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
 	who, err := c.scopes.whoami(ctx)
@@ -415,7 +431,7 @@ func closeEntries(es []*scopeEntry) {
 		}
 		e.c.rdb.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), scopeAdminCallLimit)
-		e.c.scopeOf.admin.rdb.Do(ctx, "ACL", "SETUSER", e.scope.User, "<"+e.password)
+		e.c.scopeOf.adminDo(ctx, "ACL", "SETUSER", e.scope.User, "<"+e.password)
 		cancel()
 	}
 }
@@ -455,27 +471,49 @@ func (ss *scopeSet) open(ctx context.Context, s Scope) (*Client, string, error) 
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	password := hex.EncodeToString(secret)
-	if err := ss.admin.rdb.Do(ctx, s.aclRules(password)...).Err(); err != nil {
+	if err := ss.adminDo(ctx, s.aclRules(password)...); err != nil {
 		return nil, "", scopeAdminError(ctx, err)
-	}
-	ro := *ss.admin.ro // as given to go-redis: MaxRetries -1 (no retries) and all
-	ro.Username, ro.Password = s.User, password
-	ro.CredentialsProvider, ro.CredentialsProviderContext, ro.StreamingCredentialsProvider = nil, nil, nil
-	ro.DisableIdentity = true // no CLIENT SETINFO: not among ScopeCommands
-	ro.PoolSize = ss.opts.PoolSize
-	ro.MinIdleConns, ro.MaxIdleConns = 0, ss.opts.PoolSize
-	ro.ConnMaxIdleTime = ss.opts.IdleTimeout
-	if ro.TLSConfig != nil {
-		ro.TLSConfig = ro.TLSConfig.Clone()
 	}
 	opts := ss.admin.opts
 	opts.PoolSize = ss.opts.PoolSize
-	rdb := redis.NewClient(&ro)
-	sc := &Client{db: &falkordb.FalkorDB{Conn: rdb}, rdb: rdb, opts: opts, maxSrv: ss.admin.maxSrv, scopeOf: ss}
+	var rdb redis.UniversalClient
+	var cluster *redis.ClusterClient
+	if admin := ss.admin.cluster; admin != nil {
+		co := *ss.admin.cro // as given to go-redis: no resends, MOVED followed by Client.do
+		co.Username, co.Password = s.User, password
+		co.CredentialsProvider, co.CredentialsProviderContext, co.StreamingCredentialsProvider = nil, nil, nil
+		co.DisableIdentity = true
+		co.PoolSize = ss.opts.PoolSize // per node
+		co.MinIdleConns, co.MaxIdleConns = 0, ss.opts.PoolSize
+		co.ConnMaxIdleTime = ss.opts.IdleTimeout
+		if co.TLSConfig != nil {
+			co.TLSConfig = co.TLSConfig.Clone()
+		}
+		// CLUSTER SLOTS is not among ScopeCommands: the administrator reads
+		// the slot map for the scoped user.
+		co.ClusterSlots = func(ctx context.Context) ([]redis.ClusterSlot, error) {
+			return admin.ClusterSlots(ctx).Result()
+		}
+		cluster = redis.NewClusterClient(&co)
+		rdb = cluster
+	} else {
+		ro := *ss.admin.ro // as given to go-redis: MaxRetries -1 (no retries) and all
+		ro.Username, ro.Password = s.User, password
+		ro.CredentialsProvider, ro.CredentialsProviderContext, ro.StreamingCredentialsProvider = nil, nil, nil
+		ro.DisableIdentity = true // no CLIENT SETINFO: not among ScopeCommands
+		ro.PoolSize = ss.opts.PoolSize
+		ro.MinIdleConns, ro.MaxIdleConns = 0, ss.opts.PoolSize
+		ro.ConnMaxIdleTime = ss.opts.IdleTimeout
+		if ro.TLSConfig != nil {
+			ro.TLSConfig = ro.TLSConfig.Clone()
+		}
+		rdb = redis.NewClient(&ro)
+	}
+	sc := &Client{db: &falkordb.FalkorDB{Conn: rdb}, rdb: rdb, cluster: cluster, opts: opts, maxSrv: ss.admin.maxSrv, scopeOf: ss}
 	if err := sc.Ping(ctx); err != nil {
 		rdb.Close()
 		cctx, ccancel := context.WithTimeout(context.Background(), scopeAdminCallLimit)
-		ss.admin.rdb.Do(cctx, "ACL", "SETUSER", s.User, "<"+password)
+		ss.adminDo(cctx, "ACL", "SETUSER", s.User, "<"+password)
 		ccancel()
 		return nil, "", fmt.Errorf("falkor: connecting as the scoped user: %w", err)
 	}

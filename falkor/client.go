@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	falkordb "github.com/FalkorDB/falkordb-go/v2"
@@ -67,6 +70,16 @@ type Options struct {
 	// Scopes bound the connection pools of scoped database users (see
 	// [Client.WithScope]).
 	Scopes ScopeOptions
+
+	// Cluster makes Open connect to a Redis Cluster of FalkorDB nodes
+	// through go-redis' cluster client: the URL's host is the first seed
+	// address and gives the credentials and TLS settings of every node. It
+	// is implied when ClusterAddrs is not empty. See "Redis Cluster" in the
+	// package documentation.
+	Cluster bool
+	// ClusterAddrs are further seed addresses ("host:port") of the
+	// cluster, tried when the URL's host does not answer.
+	ClusterAddrs []string
 }
 
 func (o *Options) check() error {
@@ -96,6 +109,8 @@ func (o *Options) check() error {
 type Client struct {
 	db      *falkordb.FalkorDB // its Conn is the go-redis client
 	rdb     redis.UniversalClient
+	cluster *redis.ClusterClient  // rdb in cluster mode, else nil
+	cro     *redis.ClusterOptions // in cluster mode, the settings as given to go-redis
 	opts    Options
 	maxSrv  time.Duration // the server's TIMEOUT_MAX, 0 if unknown or unset
 	schemas schemaCache
@@ -113,6 +128,10 @@ type Client struct {
 //	rediss://...                 TLS
 //	falkor://..., falkors://...  the same as redis://, rediss://
 //	unix://[user:password@]/path/to/socket[?password=...]
+//
+// With Options.Cluster or Options.ClusterAddrs, the URL's host is a seed
+// of a Redis Cluster (see "Redis Cluster" in the package documentation);
+// unix:// URLs and database numbers other than 0 are refused then.
 //
 // Errors never contain the password or the server address.
 func Open(ctx context.Context, rawURL string, opts Options) (*Client, error) {
@@ -136,6 +155,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 		ro.TLSConfig = opts.TLSConfig.Clone()
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if opts.Cluster || len(opts.ClusterAddrs) > 0 {
+		return openCluster(ctx, ro, opts)
+	}
 
 	base := *ro // before NewClient fills in (and changes) its fields
 	rdb := redis.NewClient(ro)
@@ -150,6 +172,103 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// openCluster connects to a Redis Cluster with the settings ro parsed from
+// the URL. go-redis' cluster client resends a command after a network error
+// or a timeout as long as MaxRedirects allows, whatever MaxRetries says: it
+// is set to -1 (no resend at all), and Client.do follows MOVED itself.
+func openCluster(ctx context.Context, ro *redis.Options, opts Options) (*Client, error) {
+	if ro.Network == "unix" {
+		return nil, errors.New("falkor: invalid URL: a cluster is reached over TCP, not a unix socket")
+	}
+	if ro.DB != 0 {
+		return nil, errors.New("falkor: invalid URL: a cluster has only database 0")
+	}
+	addrs := []string{ro.Addr}
+	for _, a := range opts.ClusterAddrs {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	co := &redis.ClusterOptions{
+		Addrs:                    addrs,
+		ClientName:               ro.ClientName,
+		MaxRedirects:             -1, // no resend after MOVED, ASK or a broken connection
+		MaxRetries:               -1,
+		Protocol:                 ro.Protocol,
+		Username:                 ro.Username,
+		Password:                 ro.Password,
+		DialTimeout:              ro.DialTimeout,
+		ReadTimeout:              ro.ReadTimeout,
+		WriteTimeout:             ro.WriteTimeout,
+		ContextTimeoutEnabled:    true,
+		PoolSize:                 ro.PoolSize,
+		MinIdleConns:             ro.MinIdleConns,
+		MaxIdleConns:             ro.MaxIdleConns,
+		ConnMaxIdleTime:          ro.ConnMaxIdleTime,
+		ConnMaxLifetime:          ro.ConnMaxLifetime,
+		TLSConfig:                ro.TLSConfig,
+		DisableIdentity:          ro.DisableIdentity,
+		MaintNotificationsConfig: ro.MaintNotificationsConfig,
+	}
+	// A node that refuses connections is reported at once (ErrUnavailable)
+	// instead of after go-redis' 5 dial attempts with back-off: a failed dial
+	// sent nothing, but the caller decides when to try again.
+	co.NewClient = func(o *redis.Options) *redis.Client {
+		o.DialerRetries = 1
+		return redis.NewClient(o)
+	}
+	base := *co // before NewClusterClient fills in (and changes) its fields
+	cc := redis.NewClusterClient(co)
+	c := &Client{db: &falkordb.FalkorDB{Conn: cc}, rdb: cc, cluster: cc, cro: &base, opts: opts}
+	c.scopes = &scopeSet{admin: c, opts: opts.Scopes, entries: map[string]*scopeEntry{}}
+	if err := c.Ping(ctx); err != nil {
+		_ = cc.Close()
+		return nil, err
+	}
+	if err := c.readServerConfig(ctx); err != nil {
+		_ = cc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// maxMoved bounds how often do follows MOVED replies for one call.
+const maxMoved = 5
+
+// do sends one command and returns its reply. In cluster mode a MOVED reply
+// (the node no longer serves the key's slot and did not run the command)
+// makes it reload the slot map and send the command again, at most maxMoved
+// times; after a connection failure it reloads the slot map for the next
+// call but does not resend (the command may have run).
+func (c *Client) do(ctx context.Context, args ...any) (any, error) {
+	reply, err := c.rdb.Do(ctx, args...).Result()
+	if c.cluster == nil || err == nil {
+		return reply, err
+	}
+	for i := 0; i < maxMoved && isMoved(err); i++ {
+		c.cluster.ReloadState(ctx)
+		t := time.NewTimer(time.Duration(10<<i) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		reply, err = c.rdb.Do(ctx, args...).Result()
+	}
+	var rerr redis.Error
+	if err != nil && (!errors.As(err, &rerr) || isMoved(err) || strings.HasPrefix(err.Error(), "CLUSTERDOWN")) {
+		c.cluster.ReloadState(ctx)
+	}
+	return reply, err
+}
+
+// isMoved reports a MOVED reply.
+func isMoved(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "MOVED ")
 }
 
 // readServerConfig learns the server's TIMEOUT_MAX (a query TIMEOUT above it
@@ -221,8 +340,10 @@ func parseURL(raw string) (*redis.Options, error) {
 }
 
 // Redis returns the underlying go-redis client, for administration and for
-// other Redis-protocol stores sharing the connection pool. Commands sent
-// through it are not retried either.
+// other Redis-protocol stores sharing the connection pool: a
+// *redis.ClusterClient in cluster mode, else a *redis.Client. Commands sent
+// through it are not retried either (nor redirected, in cluster mode: a
+// MOVED reply is returned as an error).
 func (c *Client) Redis() redis.UniversalClient { return c.db.Conn }
 
 // Close closes the connections, those of scoped users included (a scoped
@@ -291,7 +412,7 @@ func (c *Client) Explain(ctx context.Context, graph, query string, params map[st
 	}
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
-	reply, err := c.rdb.Do(ctx, "GRAPH.EXPLAIN", graph, text).Result()
+	reply, err := c.do(ctx, "GRAPH.EXPLAIN", graph, text)
 	if err != nil {
 		return nil, mapError(ctx, err)
 	}
@@ -299,9 +420,15 @@ func (c *Client) Explain(ctx context.Context, graph, query string, params map[st
 }
 
 // ListGraphs returns the names of all graphs of the server (GRAPH.LIST).
+// In cluster mode it asks every primary and returns the sorted union; if a
+// primary does not answer, it fails (with ErrUnavailable for a connection
+// failure) rather than return a partial list.
 func (c *Client) ListGraphs(ctx context.Context) ([]string, error) {
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
+	if c.cluster != nil {
+		return c.listCluster(ctx)
+	}
 	reply, err := c.rdb.Do(ctx, "GRAPH.LIST").Result()
 	if err != nil {
 		return nil, mapError(ctx, err)
@@ -314,9 +441,47 @@ func (c *Client) ListGraphs(ctx context.Context) ([]string, error) {
 func (c *Client) DeleteGraph(ctx context.Context, graph string) error {
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
-	err := c.rdb.Do(ctx, "GRAPH.DELETE", graph).Err()
+	_, err := c.do(ctx, "GRAPH.DELETE", graph)
 	c.schemas.forget(graph)
 	return mapError(ctx, err)
+}
+
+// listCluster merges GRAPH.LIST of every primary.
+func (c *Client) listCluster(ctx context.Context) ([]string, error) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	err := c.cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		reply, err := node.Do(ctx, "GRAPH.LIST").Result()
+		if err != nil {
+			return err
+		}
+		names, err := stringList(reply, "graph list")
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range names {
+			seen[n] = true
+		}
+		return nil
+	})
+	if err != nil {
+		var rerr redis.Error
+		if !errors.As(err, &rerr) {
+			c.cluster.ReloadState(ctx)
+		}
+		if strings.HasPrefix(err.Error(), "falkor: ") {
+			return nil, err
+		}
+		return nil, mapError(ctx, err)
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 func stringList(reply any, what string) ([]string, error) {
@@ -398,9 +563,9 @@ func (c *Client) run(ctx context.Context, cmd, graph string, text []byte, maxRow
 			snap = gs.snap.Load()
 		}
 		if snap != nil && snap.version != "" && attempt < maxVersionAttempts {
-			reply, err = c.rdb.Do(ctx, cmd, graph, text, "--compact", "timeout", ms, "version", snap.version).Result()
+			reply, err = c.do(ctx, cmd, graph, text, "--compact", "timeout", ms, "version", snap.version)
 		} else {
-			reply, err = c.rdb.Do(ctx, cmd, graph, text, "--compact", "timeout", ms).Result()
+			reply, err = c.do(ctx, cmd, graph, text, "--compact", "timeout", ms)
 		}
 		if err != nil {
 			return nil, timeoutCause(mapError(ctx, err), byCtx)

@@ -138,6 +138,9 @@ func TestMapError(t *testing.T) {
 		{"read-only", bg, redisError("graph.RO_QUERY is to be executed only on read-only queries"), []error{ErrReadOnly}, ErrReadOnly.Error()},
 		{"server timeout", bg, redisError("Query timed out"), []error{ErrTimeout}, "falkor: timeout"},
 		{"loading", bg, redisError("LOADING Redis is loading the dataset in memory"), []error{ErrUnavailable}, "falkor: FalkorDB unavailable"},
+		{"moved", bg, redisError("MOVED 3999 10.1.2.3:6379"), []error{ErrUnavailable}, "falkor: FalkorDB unavailable"},
+		{"ask", bg, redisError("ASK 3999 10.1.2.3:6379"), []error{ErrUnavailable}, "falkor: FalkorDB unavailable"},
+		{"cluster down", bg, redisError("CLUSTERDOWN The cluster is down"), []error{ErrUnavailable}, "falkor: FalkorDB unavailable"},
 		{"other", bg, redisError("errMsg: Invalid input"), nil, "falkor: server error: errMsg: Invalid input"},
 	}
 	for _, tt := range tests {
@@ -147,6 +150,10 @@ func TestMapError(t *testing.T) {
 				require.ErrorIs(t, err, s)
 			}
 			require.Equal(t, tt.text, err.Error())
+			var qe *QueryError
+			if errors.As(err, &qe) {
+				require.NotContains(t, qe.Message, "10.1.2.3", "the message must not show a node's address")
+			}
 		})
 	}
 }

@@ -60,6 +60,42 @@
 // tenant to a Scope there, so that isolation holds even if its name mapping
 // had a bug. [Client.CheckScopes] tells whether the Client may manage users.
 //
+// # Redis Cluster
+//
+// Set [Options].ClusterAddrs (or [Options].Cluster) to reach a Redis
+// Cluster of FalkorDB nodes through go-redis' cluster client. The URL gives
+// the first seed address and the credentials and TLS settings of every
+// node; ClusterAddrs lists more seeds:
+//
+//	c, err := falkor.Open(ctx, "redis://:secret@10.0.0.1:6379", falkor.Options{
+//		ClusterAddrs: []string{"10.0.0.2:6379", "10.0.0.3:6379"},
+//	})
+//
+// A graph is one key: each call goes to the primary serving the graph
+// name's hash slot (graph names cannot carry hash tags, so graphs spread
+// over all primaries). [Client.ListGraphs] asks every primary and returns
+// the sorted union, and fails rather than return a partial list.
+// [Client.DeleteGraph], queries and [Client.Schema] go to the graph's owner.
+//
+// The at-most-once guarantee holds: go-redis' cluster client resends a
+// command after a broken connection or a timeout whenever it may follow
+// redirects, so the Client disables that (MaxRedirects and MaxRetries -1)
+// and follows MOVED replies itself (a node answers MOVED without running the
+// command) up to 5 times, reloading the slot map. An ASK reply (a slot in
+// migration) is reported as [ErrUnavailable]. While a primary is down, calls
+// to its slots fail with [ErrUnavailable] (connection refused, CLUSTERDOWN);
+// each failure makes the Client reload the slot map, so calls succeed again,
+// without reopening the Client, as soon as a replica has taken over.
+// Read-only queries go to primaries too (not to replicas).
+//
+// [Client.WithScope] sets scoped users up on every node, replicas included
+// (ACL users are not replicated), and reads the slot map for them with the
+// administrator's connection (CLUSTER SLOTS is not among [ScopeCommands]).
+// A node restarted without the user answers WRONGPASS, and a scoped pool
+// whose call failed with ErrUnavailable (e.g. its slot map still named a
+// failed primary) is dropped: in both cases the next call sets the user up
+// again, which needs every node listed in the slot map to answer.
+//
 // # Parameters
 //
 // Parameter names must be Cypher identifiers (ASCII letters, digits and _, not

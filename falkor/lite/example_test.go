@@ -55,3 +55,29 @@ func ExampleLibraryPackage() {
 	fmt.Println(pkg)
 	// Output: libgomp1
 }
+
+// Start a cluster of three primaries with a replica each, write a graph through
+// go-redis' cluster client, and fail a primary over to its replica. (No Output line: the
+// example is compiled but not run.)
+func ExampleStartCluster() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cl, err := lite.StartCluster(ctx, lite.ClusterOptions{Primaries: 3, ReplicasPerPrimary: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), MaxRedirects: -1, MaxRetries: -1})
+	defer rdb.Close()
+	fmt.Println(rdb.Do(ctx, "GRAPH.QUERY", "movies", "CREATE (:Movie {title: 'Heat'})").Err())
+
+	primary := cl.Primaries()[0]
+	if err := primary.Kill(); err != nil {
+		log.Fatal(err)
+	}
+	if err := cl.Failover(ctx, cl.ReplicasOf(primary)[0]); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cl.WaitHealthy(ctx))
+}

@@ -66,6 +66,7 @@ type Server struct {
 	password string
 	dir      string // private temp dir (0700): config, socket, working dir
 	log      *logBuffer
+	cluster  clusterConf
 
 	mu     sync.Mutex
 	proc   *process
@@ -99,6 +100,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 }
 
 func start(ctx context.Context, bins Binaries, opts Options, pickPort func() (int, error)) (*Server, error) {
+	return startNode(ctx, bins, opts, pickPort, clusterConf{})
+}
+
+// startNode is start, for a cluster node when cl.enabled (TCP only; the cluster bus
+// gets a free port of its own).
+func startNode(ctx context.Context, bins Binaries, opts Options, pickPort func() (int, error), cl clusterConf) (*Server, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
@@ -115,9 +122,10 @@ func start(ctx context.Context, bins Binaries, opts Options, pickPort func() (in
 		password: opts.Password,
 		dir:      dir,
 		log:      &logBuffer{out: opts.Log},
+		cluster:  cl,
 	}
-	cfg := serverConfig{dir: dir, password: opts.Password, module: bins.Module}
-	if opts.UnixSocket {
+	cfg := serverConfig{dir: dir, password: opts.Password, module: bins.Module, cluster: cl}
+	if opts.UnixSocket && !cl.enabled {
 		s.network, s.addr = "unix", filepath.Join(dir, "redis.sock")
 		cfg.socket = s.addr
 		s.proc, err = s.run(ctx, cfg)
@@ -126,6 +134,19 @@ func start(ctx context.Context, bins Binaries, opts Options, pickPort func() (in
 		for attempt := 1; ; attempt++ {
 			if cfg.port, err = pickPort(); err != nil {
 				break
+			}
+			if cl.enabled {
+				if cfg.cluster.busPort, err = pickPort(); err != nil {
+					break
+				}
+				if cfg.cluster.busPort == cfg.port {
+					err = fmt.Errorf("lite: the same free port %d was picked twice", cfg.port)
+					if attempt == portAttempts {
+						break
+					}
+					continue
+				}
+				s.cluster.busPort = cfg.cluster.busPort
 			}
 			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.port))
 			s.proc, err = s.run(ctx, cfg)
@@ -301,7 +322,7 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, s.network, s.addr)
 		if err == nil {
 			_ = conn.Close()
-			if err = probe(ctx, c, p.cmd.Process.Pid); err == nil {
+			if err = probe(ctx, c, p.cmd.Process.Pid, s.cluster.enabled); err == nil {
 				return nil
 			}
 		}
@@ -322,7 +343,9 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 
 // probe checks that the server at the client's address is the process pid and that
 // the FalkorDB module answers. GRAPH.QUERY creates its key, which is deleted again.
-func probe(ctx context.Context, c *redis.Client, pid int) error {
+// A cluster node serves no key before it has slots: its module is checked by
+// StartCluster once the cluster is formed.
+func probe(ctx context.Context, c *redis.Client, pid int, clusterNode bool) error {
 	if err := c.Ping(ctx).Err(); err != nil {
 		return err
 	}
@@ -332,6 +355,9 @@ func probe(ctx context.Context, c *redis.Client, pid int) error {
 	}
 	if got := infoField(info, "process_id"); got != strconv.Itoa(pid) {
 		return fmt.Errorf("another server (pid %s) answers on %s", got, c.Options().Addr)
+	}
+	if clusterNode {
+		return nil
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -433,7 +459,7 @@ func (s *Server) Restart(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
 		defer cancel()
 	}
-	cfg := serverConfig{dir: s.dir, password: s.password, module: s.bins.Module}
+	cfg := serverConfig{dir: s.dir, password: s.password, module: s.bins.Module, cluster: s.cluster}
 	if s.network == "unix" {
 		cfg.socket = s.addr
 	} else {
