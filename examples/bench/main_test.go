@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tenantgraph/tenantgraph/falkor/lite"
+)
+
+// TestTinyRun runs the whole program in a tiny mode against its own
+// FalkorDB: falkordb-go direct and the proxy (cache on and off), every
+// workload, two concurrencies. It builds examples/proxy, so it is skipped
+// under -short.
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the proxy and FalkorDB: not with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := lite.FindBinaries(ctx, lite.Options{}); err != nil {
+		if os.Getenv("FALKORDB_REQUIRED") == "1" {
+			t.Fatalf("FalkorDB binaries: %v", err)
+		}
+		t.Skipf("no FalkorDB binaries: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-calls", "20", "-warmup", "5", "-only", "a,b", "-concurrency", "1,4", "-q"}, &stdout, &stderr)
+	require.Equal(t, 0, code, "stderr: %s\nstdout: %s", &stderr, &stdout)
+	out := stdout.String()
+	require.NotContains(t, out, "FAILED")
+	require.NotContains(t, out, "skipped")
+	for _, sys := range []string{"a", "b", "b-nocache"} {
+		for _, wl := range []string{"lookup", "hop2", "write"} {
+			for _, conc := range []string{"1", "4"} {
+				// system | workload | conc | calls | calls/s | p50 | p99 | server CPU
+				re := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(sys) + ` \| ` + wl + ` \| ` + conc + ` \| 20 \| \d+ \| \d+\.\d\d \| \d+\.\d\d \| \d+ \|.*\|$`)
+				require.Regexp(t, re, out, "row %s %s %s", sys, wl, conc)
+			}
+		}
+	}
+	// The proxy's own counters prove which path every call took.
+	require.Equal(t, 6, strings.Count(out, "token cache hits 20/20"), out)
+	require.Equal(t, 6, strings.Count(out, "token cache hits 0/20"), out)
+	// (a) is its own reference; the proxy is compared with it.
+	require.Regexp(t, regexp.MustCompile(`(?m)^\| a \| lookup \| 1 \| .*\| client \d+ \(\d+\.\d KiB\) \| 1 \|`), out)
+	require.Regexp(t, regexp.MustCompile(`(?m)^\| b \| lookup \| 1 \| .*\| proxy \d+ \(\d+\.\d KiB\) \| \d+\.\d\d \| — \|`), out)
+	require.Contains(t, out, "lookup c=1: proxy CPU")
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    func(t *testing.T, o options)
+		wantErr string
+	}{
+		{name: "defaults", want: func(t *testing.T, o options) {
+			require.Equal(t, systemOrder, o.only)
+			require.Equal(t, []int{1, 16}, o.concurrency)
+			require.Equal(t, []string{"lookup", "hop2", "write"}, o.workloads)
+		}},
+		{name: "b means both caches", args: []string{"-only", "a,b"}, want: func(t *testing.T, o options) {
+			require.Equal(t, []string{"a", "b", "b-nocache"}, o.only)
+		}},
+		{name: "proxy env", args: []string{"-proxy-env", "GOGC=400", "-proxy-env", "GOMAXPROCS=1"}, want: func(t *testing.T, o options) {
+			require.Equal(t, []string{"GOGC=400", "GOMAXPROCS=1"}, o.proxyEnv)
+		}},
+		{name: "unknown system", args: []string{"-only", "z"}, wantErr: `unknown system "z"`},
+		{name: "bad concurrency", args: []string{"-concurrency", "1,x"}, wantErr: "-concurrency"},
+		{name: "zero calls", args: []string{"-calls", "0"}, wantErr: "-calls"},
+		{name: "unknown workload", args: []string{"-workloads", "scan"}, wantErr: "unknown workload"},
+		{name: "bad proxy env", args: []string{"-proxy-env", "GOGC"}, wantErr: "NAME=VALUE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tt.want(t, o)
+		})
+	}
+}
+
+func TestCountRows(t *testing.T) {
+	officialText := `{\"metadata\": [\"Cached execution: 1\"], \"data\": [{\"id\": 1}, {\"id\": 2}]}`
+	tests := []struct {
+		name    string
+		body    string
+		rows    int
+		wantErr string
+	}{
+		{name: "falkor tools, event stream",
+			body: "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"...\"}],\"structuredContent\":{\"columns\":[\"x\"],\"rows\":[[1],[2],[3]]}}}\n\n",
+			rows: 3},
+		{name: "official server, text result",
+			body: `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"` + officialText + `"}]}}`,
+			rows: 2},
+		{name: "no rows",
+			body: `{"jsonrpc":"2.0","id":1,"result":{"structuredContent":{"columns":["x"],"rows":[]}}}`},
+		{name: "notification before the answer",
+			body: "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"structuredContent\":{\"rows\":[[1]]}}}\n\n",
+			rows: 1},
+		{name: "stream without answer", body: "event: message\ndata: {}\n\n", wantErr: "no result"},
+		{name: "no content", body: `{"result":{}}`, wantErr: "no content"},
+		{name: "text not JSON", body: `{"result":{"content":[{"type":"text","text":"oops"}]}}`, wantErr: "decoding the result text"},
+		{name: "not JSON", body: `{"result":`, wantErr: "decoding the answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := countRows([]byte(tt.body))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.rows, n)
+		})
+	}
+}
+
+func FuzzCountRows(f *testing.F) {
+	f.Add([]byte(`{"result":{"structuredContent":{"rows":[[1]]}}}`))
+	f.Add([]byte("event: message\ndata: {\"result\":{\"content\":[{\"text\":\"{\\\"data\\\":[]}\"}]}}\n\n"))
+	f.Add([]byte("data: \"result\"\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := countRows(body)
+		if err == nil && n < 0 {
+			t.Fatalf("negative row count %d", n)
+		}
+	})
+}
+
+func TestProcAccounting(t *testing.T) {
+	// The test process itself: busy work shows up as CPU time.
+	pid := os.Getpid()
+	before, err := sampleCPU(pid)
+	require.NoError(t, err)
+	var spent time.Duration
+	for end := time.Now().Add(time.Minute); spent < 30*time.Millisecond && time.Now().Before(end); {
+		for x := 0; x < 1e6; x++ {
+			sink += x
+		}
+		after, err := sampleCPU(pid)
+		require.NoError(t, err)
+		spent = after.sub(before)
+		require.GreaterOrEqual(t, spent, time.Duration(0))
+	}
+	require.GreaterOrEqual(t, spent, 30*time.Millisecond, "busy work not seen in /proc")
+	require.NoError(t, resetPeakRSS(pid))
+	rss, err := peakRSS(pid)
+	require.NoError(t, err)
+	require.Positive(t, rss)
+	_, err = sampleCPU(1 << 30)
+	require.Error(t, err, "a pid that does not exist")
+}
+
+var sink int
+
+func TestCPUSampleSub(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after cpuSample
+		want          time.Duration
+	}{
+		{"precise figure", cpuSample{stat: 100 * clockTick, sched: time.Second}, cpuSample{stat: 110 * clockTick, sched: time.Second + 101*time.Millisecond}, 101 * time.Millisecond},
+		{"threads exited: coarse figure", cpuSample{stat: 100 * clockTick, sched: time.Second}, cpuSample{stat: 150 * clockTick, sched: time.Second + 10*time.Millisecond}, 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, tt.after.sub(tt.before))
+		})
+	}
+}
