@@ -232,8 +232,16 @@ func newUpstreamHTTPTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: upstreamDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = upstreamDialTimeout
+	// Every tenant's calls share this one upstream: keep as many idle
+	// connections as calls in flight, or Go's default of 2 per host makes
+	// every other call at concurrency 16 open a new connection (measured by
+	// examples/bench: 920 TIME_WAIT sockets per 2,300 calls).
+	t.MaxIdleConnsPerHost = upstreamIdleConns
 	return t
 }
+
+// upstreamIdleConns is the number of idle connections kept to the upstream.
+const upstreamIdleConns = 64
 
 // mirror lists the upstream tools (all pages) and adds a forwarding tool to s
 // for each. Tools whose input schema is not an object, which s.AddTool would

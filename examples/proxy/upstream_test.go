@@ -1165,3 +1165,37 @@ func TestUpstreamThroughProxy(t *testing.T) {
 	require.True(t, res.IsError)
 	require.Equal(t, msgUpstreamUnavailable, upText(res))
 }
+
+// TestUpstreamTransportKeepsConnections: concurrent calls through the
+// proxy reuse idle connections to the upstream instead of opening new ones.
+func TestUpstreamTransportKeepsConnections(t *testing.T) {
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond) // keep the calls in flight together
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	client := &http.Client{Transport: newUpstreamHTTPTransport()}
+	for range 5 {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				resp, err := client.Get(srv.URL)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// Go's default transport keeps 2 idle connections per host, so each
+	// round of 16 would open about 14 new ones.
+	require.LessOrEqual(t, opened.Load(), int32(16+4), "connections opened for 5 rounds of 16 concurrent calls")
+}
