@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"github.com/tenantgraph/tenantgraph/authn/authntest"
 	"github.com/tenantgraph/tenantgraph/falkor/falkortest"
@@ -28,7 +29,7 @@ import (
 // requires that none shows the victim's data, graph names or physical
 // prefix, the FalkorDB address, or a stack trace.
 type attackBench struct {
-	db               *falkortest.DB
+	rdb              redis.UniversalClient // direct access to FalkorDB (server or cluster), for set-up and checks
 	iss              *issuer
 	tp               *testProxy
 	victim, attacker string
@@ -39,24 +40,34 @@ type attackBench struct {
 
 const victimGraph = "vgraph-q7" // the victim's graph: its name must never reach the attacker
 
+// newAttackBench sets the suite up on one proxy over the test's FalkorDB.
 func newAttackBench(t *testing.T) *attackBench {
 	db := falkortest.Start(t)
 	iss := newIssuer(t)
 	tp := startProxy(t, db, merge(iss.env(), map[string]string{"RATE_LIMIT": "off", "CONCURRENCY_LIMIT": "0"}))
-	require.True(t, tp.dbACL, "the suite runs with per-tenant database users")
 	victim, attacker := tenants(db)
-	b := &attackBench{db: db, iss: iss, tp: tp, victim: victim, attacker: attacker,
+	return newAttackBenchOn(t, tp, iss, db.Redis(t), victim, attacker, db.Addr)
+}
+
+// newAttackBenchOn sets the suite up on proxy tp (verifying iss's tokens,
+// with RATE_LIMIT=off) whose FalkorDB rdb reaches directly, at addrs.
+func newAttackBenchOn(t *testing.T, tp *testProxy, iss *issuer, rdb redis.UniversalClient, victim, attacker string, addrs ...string) *attackBench {
+	require.True(t, tp.dbACL, "the suite runs with per-tenant database users")
+	b := &attackBench{rdb: rdb, iss: iss, tp: tp, victim: victim, attacker: attacker,
 		marker: "VICTIM-MARKER-" + authntest.RandomID()[:8], counts: map[string]int{}}
 	v := connect(t, tp.url, "streamable", iss.token(victim, "read write"))
 	for _, g := range []string{"users", victimGraph} {
 		mustCall(t, v, "falkordb_query", map[string]any{"graphName": g, "query": createQuery, "parameters": map[string]any{"name": b.marker}})
 	}
-	b.forbidden = []string{b.marker, victim + "_", victimGraph, db.Addr, "redis://", "goroutine ", ".go:", "panic", "runtime."}
-	if _, port, err := net.SplitHostPort(db.Addr); err == nil {
-		b.forbidden = append(b.forbidden, ":"+port)
+	b.forbidden = []string{b.marker, victim + "_", victimGraph, "redis://", "goroutine ", ".go:", "panic", "runtime."}
+	for _, addr := range addrs {
+		b.forbidden = append(b.forbidden, addr)
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			b.forbidden = append(b.forbidden, ":"+port)
+		}
 	}
 	// The attacker's own graph, to show that refused writes changed nothing.
-	require.NoError(t, db.Redis(t).Do(context.Background(), "GRAPH.QUERY", attacker+"_own", "UNWIND range(1, 3) AS i CREATE (:Mine {i: i})").Err())
+	require.NoError(t, rdb.Do(context.Background(), "GRAPH.QUERY", attacker+"_own", "UNWIND range(1, 3) AS i CREATE (:Mine {i: i})").Err())
 	t.Cleanup(func() {
 		classes := make([]string, 0, len(b.counts))
 		total := 0
@@ -89,7 +100,7 @@ func (b *attackBench) check(t *testing.T, class, name, answer string, supplied .
 func (b *attackBench) victimIntact(t *testing.T) {
 	t.Helper()
 	for _, g := range []string{"users", victimGraph} {
-		res, err := b.db.Redis(t).Do(context.Background(), "GRAPH.RO_QUERY", b.victim+"_"+g, "MATCH (n) RETURN count(n), collect(n.name)").Result()
+		res, err := b.rdb.Do(context.Background(), "GRAPH.RO_QUERY", b.victim+"_"+g, "MATCH (n) RETURN count(n), collect(n.name)").Result()
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprint([]any{int64(1), []any{b.marker}}), fmt.Sprint(res.([]any)[1].([]any)[0]), "victim graph %s", g)
 	}
@@ -98,7 +109,7 @@ func (b *attackBench) victimIntact(t *testing.T) {
 // ownCount is the number of :Mine nodes of the attacker's own graph (3).
 func (b *attackBench) ownCount(t *testing.T) int64 {
 	t.Helper()
-	res, err := b.db.Redis(t).Do(context.Background(), "GRAPH.RO_QUERY", b.attacker+"_own", "MATCH (n) RETURN count(n)").Result()
+	res, err := b.rdb.Do(context.Background(), "GRAPH.RO_QUERY", b.attacker+"_own", "MATCH (n) RETURN count(n)").Result()
 	require.NoError(t, err)
 	return res.([]any)[1].([]any)[0].([]any)[0].(int64)
 }
@@ -120,8 +131,10 @@ func rawToolCall(tool string, args any) string {
 }
 
 // TestAttacks runs the attack suite over the real HTTP server.
-func TestAttacks(t *testing.T) {
-	b := newAttackBench(t)
+func TestAttacks(t *testing.T) { runAttacks(t, newAttackBench(t)) }
+
+// runAttacks runs the attack suite against the bench's proxy.
+func runAttacks(t *testing.T, b *attackBench) {
 	url := b.tp.url
 	now := time.Now()
 	claims := func(edit func(c map[string]any)) map[string]any {
@@ -479,7 +492,7 @@ func TestAttacks(t *testing.T) {
 	// After the attacks, the attacker's list still holds only its own
 	// graphs (some with names made to look like the victim's keys).
 	for _, g := range listGraphs(t, atk) {
-		n, err := b.db.Redis(t).Exists(context.Background(), b.attacker+"_"+g).Result()
+		n, err := b.rdb.Exists(context.Background(), b.attacker+"_"+g).Result()
 		require.NoError(t, err)
 		require.EqualValues(t, 1, n, "listed graph %q is the attacker's", g)
 	}

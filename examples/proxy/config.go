@@ -52,7 +52,11 @@ type config struct {
 
 	// FalkorDB. FalkorDBURL "" starts an embedded FalkorDB (falkor/lite),
 	// except in upstream mode.
-	FalkorDBURL  string
+	FalkorDBURL string
+	// Cluster connects to a Redis Cluster of FalkorDB nodes: FalkorDBURL
+	// (credentials, TLS, first seed) and ClusterAddrs (further seeds).
+	Cluster      bool
+	ClusterAddrs []string
 	QueryTimeout time.Duration
 	MaxRows      int
 	AllowLoadCSV bool
@@ -67,6 +71,11 @@ type config struct {
 	RateBurst       int
 	Concurrency     int // 0 means no cap
 	RateLimitPrefix string
+
+	// Revocation is "redis" (revoked token ids are read from the FalkorDB
+	// server, shared by every replica, under RevocationPrefix) or "off".
+	Revocation       string
+	RevocationPrefix string
 
 	// Hardening.
 	MaxBodyBytes      int64
@@ -94,6 +103,12 @@ type config struct {
 
 // upstream reports whether the proxy runs in upstream mode.
 func (c *config) upstream() bool { return c.UpstreamURL != "" || c.UpstreamCmd != "" }
+
+// upstreamSet reports whether upstream mode is configured in s (before
+// build has read it into the config).
+func (c *config) upstreamSet(s *settings) bool {
+	return strings.TrimSpace(s.val["UPSTREAM_URL"]) != "" || strings.TrimSpace(s.val["UPSTREAM_CMD"]) != ""
+}
 
 // tls reports whether the proxy serves HTTPS.
 func (c *config) tls() bool { return c.TLSCertFile != "" }
@@ -131,6 +146,8 @@ var options = []option{
 	{flag: "single-tenant", env: "SINGLE_TENANT", usage: "map every verified caller to this one tenant namespace (single-tenant mode)"},
 
 	{flag: "falkordb-url", env: "FALKORDB_URL", secret: true, usage: "FalkorDB to use (redis://, rediss://, unix://, falkor://); default: start an embedded one"},
+	{flag: "falkordb-cluster", env: "FALKORDB_CLUSTER", def: "false", isBool: true, usage: "FALKORDB_URL is a seed of a Redis Cluster of FalkorDB nodes"},
+	{flag: "falkordb-cluster-addrs", env: "FALKORDB_CLUSTER_ADDRS", usage: "seed addresses of a FalkorDB Redis Cluster, host:port comma-separated (implies -falkordb-cluster; credentials and TLS come from FALKORDB_URL)"},
 	{flag: "query-timeout", env: "QUERY_TIMEOUT", def: "30s", usage: "longest FalkorDB call"},
 	{flag: "max-rows", env: "MAX_ROWS", def: "1000", usage: "rows returned per query at most (0: no cap)"},
 	{flag: "allow-load-csv", env: "ALLOW_LOAD_CSV", def: "false", isBool: true, usage: "allow LOAD CSV (makes FalkorDB fetch URLs): off for tenant-facing servers"},
@@ -140,6 +157,9 @@ var options = []option{
 	{flag: "rate-burst", env: "RATE_BURST", def: "20", usage: "tool calls a tenant may make at once"},
 	{flag: "concurrency", env: "CONCURRENCY_LIMIT", def: "8", usage: "tool calls in flight per tenant in this process (0: no cap)"},
 	{flag: "rate-limit-prefix", env: "RATE_LIMIT_PREFIX", def: "tenantgraph:ratelimit:", usage: "key prefix of the shared rate limiter"},
+
+	{flag: "revocation", env: "REVOCATION", def: "off", usage: "revoked token ids (jti): redis (shared by all replicas, in the FalkorDB server) or off"},
+	{flag: "revocation-prefix", env: "REVOCATION_PREFIX", def: "tenantgraph:revoked:", usage: "key prefix of the shared revocation list"},
 
 	{flag: "max-body", env: "MAX_BODY_BYTES", def: "1048576", usage: "largest request body in bytes"},
 	{flag: "read-header-timeout", env: "READ_HEADER_TIMEOUT", def: "10s", usage: "time to read request headers"},
@@ -409,6 +429,30 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 			return fail(s.bad("FALKORDB_URL", "want redis://[user:password@]host:port, rediss://, unix:///path or falkor://"))
 		}
 	}
+	if c.Cluster, err = s.bool("FALKORDB_CLUSTER"); err != nil {
+		return fail(err)
+	}
+	c.ClusterAddrs = list(s.val["FALKORDB_CLUSTER_ADDRS"])
+	for _, a := range c.ClusterAddrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return fail(s.bad("FALKORDB_CLUSTER_ADDRS", "want host:port seed addresses, comma-separated, such as 10.0.0.1:6379,10.0.0.2:6379"))
+		}
+	}
+	if len(c.ClusterAddrs) > 0 {
+		c.Cluster = true
+	}
+	if c.Cluster {
+		switch {
+		case c.FalkorDBURL == "" && len(c.ClusterAddrs) == 0:
+			return fail(s.bad("FALKORDB_CLUSTER", "needs FALKORDB_URL or FALKORDB_CLUSTER_ADDRS: the embedded FalkorDB is a single server, not a cluster"))
+		case strings.HasPrefix(strings.ToLower(c.FalkorDBURL), "unix:"):
+			return fail(s.bad("FALKORDB_URL", "a cluster is reached over TCP: use redis://host:port (or rediss://), not a unix socket"))
+		case c.FalkorDBURL == "":
+			// The first seed; no credentials (give them in FALKORDB_URL).
+			c.FalkorDBURL = "redis://" + c.ClusterAddrs[0]
+			c.ClusterAddrs = c.ClusterAddrs[1:]
+		}
+	}
 	if c.QueryTimeout, err = s.duration("QUERY_TIMEOUT", time.Millisecond); err != nil {
 		return fail(err)
 	}
@@ -440,6 +484,21 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 	c.RateLimitPrefix = s.val["RATE_LIMIT_PREFIX"]
 	if c.RateLimitPrefix == "" {
 		return fail(s.bad("RATE_LIMIT_PREFIX", "must not be empty"))
+	}
+
+	c.Revocation = strings.ToLower(strings.TrimSpace(s.val["REVOCATION"]))
+	switch c.Revocation {
+	case "off":
+	case "redis":
+		if c.FalkorDBURL == "" && c.upstreamSet(s) {
+			return fail(s.bad("REVOCATION", "redis needs FALKORDB_URL in upstream mode (the list lives in the FalkorDB server); or set REVOCATION=off"))
+		}
+	default:
+		return fail(s.bad("REVOCATION", "want redis or off"))
+	}
+	c.RevocationPrefix = s.val["REVOCATION_PREFIX"]
+	if c.RevocationPrefix == "" {
+		return fail(s.bad("REVOCATION_PREFIX", "must not be empty"))
 	}
 
 	// Hardening.

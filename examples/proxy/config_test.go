@@ -98,6 +98,34 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{"public URL in production", nil, merge(prod, map[string]string{"PUBLIC_URL": "https://mcp.example/"}),
 			func(t *testing.T, c *config) { require.Equal(t, "https://mcp.example", c.PublicURL) }},
+		{"cluster by URL", nil, map[string]string{"FALKORDB_URL": "redis://:pw@10.0.0.1:6379", "FALKORDB_CLUSTER": "true"},
+			func(t *testing.T, c *config) {
+				require.True(t, c.Cluster)
+				require.Empty(t, c.ClusterAddrs)
+				require.Equal(t, "redis://:pw@10.0.0.1:6379", c.FalkorDBURL)
+			}},
+		{"cluster seeds with URL", []string{"-falkordb-cluster-addrs", "10.0.0.2:6379, 10.0.0.3:6379"}, map[string]string{"FALKORDB_URL": "redis://:pw@10.0.0.1:6379"},
+			func(t *testing.T, c *config) {
+				require.True(t, c.Cluster, "a seed list implies cluster mode")
+				require.Equal(t, []string{"10.0.0.2:6379", "10.0.0.3:6379"}, c.ClusterAddrs)
+				require.Equal(t, "redis://:pw@10.0.0.1:6379", c.FalkorDBURL)
+			}},
+		{"cluster seeds alone", nil, map[string]string{"FALKORDB_CLUSTER_ADDRS": "10.0.0.1:6379,10.0.0.2:6379"},
+			func(t *testing.T, c *config) {
+				require.True(t, c.Cluster)
+				require.Equal(t, "redis://10.0.0.1:6379", c.FalkorDBURL, "the first seed becomes the URL")
+				require.Equal(t, []string{"10.0.0.2:6379"}, c.ClusterAddrs)
+			}},
+		{"revocation default off", nil, nil,
+			func(t *testing.T, c *config) {
+				require.Equal(t, "off", c.Revocation)
+				require.Equal(t, "tenantgraph:revoked:", c.RevocationPrefix)
+			}},
+		{"revocation redis", nil, map[string]string{"REVOCATION": "Redis", "REVOCATION_PREFIX": "t:rev:"},
+			func(t *testing.T, c *config) {
+				require.Equal(t, "redis", c.Revocation)
+				require.Equal(t, "t:rev:", c.RevocationPrefix)
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +180,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"upstream URL with credentials", nil, map[string]string{"UPSTREAM_URL": "http://u:p@127.0.0.1:1/mcp"}, "UPSTREAM_TOKEN"},
 		{"upstream token alone", nil, map[string]string{"UPSTREAM_TOKEN": "t"}, "without UPSTREAM_URL"},
 		{"FalkorDB URL scheme", nil, map[string]string{"FALKORDB_URL": "http://:hunter2@db:6379"}, "FALKORDB_URL"},
+		{"cluster on the embedded FalkorDB", nil, map[string]string{"FALKORDB_CLUSTER": "true"}, "embedded FalkorDB is a single server"},
+		{"cluster over a unix socket", nil, map[string]string{"FALKORDB_URL": "unix:///tmp/f.sock", "FALKORDB_CLUSTER": "true"}, "not a unix socket"},
+		{"cluster seeds with a socket URL", nil, map[string]string{"FALKORDB_URL": "unix:///tmp/f.sock", "FALKORDB_CLUSTER_ADDRS": "10.0.0.1:6379"}, "not a unix socket"},
+		{"bad cluster seed", nil, map[string]string{"FALKORDB_CLUSTER_ADDRS": "10.0.0.1"}, "FALKORDB_CLUSTER_ADDRS"},
+		{"bad cluster bool", nil, map[string]string{"FALKORDB_CLUSTER": "maybe"}, "FALKORDB_CLUSTER"},
+		{"bad revocation", nil, map[string]string{"REVOCATION": "memory"}, "want redis or off"},
+		{"revocation redis upstream without FalkorDB", nil, map[string]string{"REVOCATION": "redis", "UPSTREAM_URL": "http://127.0.0.1:1/mcp"}, "needs FALKORDB_URL"},
 		{"unknown flag", []string{"-nope"}, nil, "flag provided but not defined"},
 		{"positional argument", []string{"serve"}, nil, "unexpected argument"},
 	}

@@ -190,10 +190,12 @@ func (p *proxy) openFalkorDB(ctx context.Context) error {
 		pool = min(p.cfg.Concurrency, 16)
 	}
 	db, err := falkor.Open(ctx, url, falkor.Options{
-		MaxTimeout:  p.cfg.QueryTimeout,
-		MaxRows:     p.cfg.MaxRows,
-		DenyLoadCSV: !p.cfg.AllowLoadCSV,
-		Scopes:      falkor.ScopeOptions{PoolSize: pool},
+		MaxTimeout:   p.cfg.QueryTimeout,
+		MaxRows:      p.cfg.MaxRows,
+		DenyLoadCSV:  !p.cfg.AllowLoadCSV,
+		Scopes:       falkor.ScopeOptions{PoolSize: pool},
+		Cluster:      p.cfg.Cluster,
+		ClusterAddrs: p.cfg.ClusterAddrs,
 	})
 	if err != nil {
 		return fmt.Errorf("connecting to FalkorDB (FALKORDB_URL): %w", err)
@@ -291,6 +293,13 @@ func (p *proxy) openVerifier(ctx context.Context) error {
 		Issuers: []authn.Issuer{iss},
 		Cache:   &authn.CacheConfig{},
 		Hooks:   p.metrics.hooks(),
+	}
+	if cfg.Revocation == "redis" && p.db != nil {
+		rev, err := authn.NewRedisRevocation(p.db.Redis(), authn.RedisRevocationOptions{Prefix: cfg.RevocationPrefix})
+		if err != nil {
+			return fmt.Errorf("REVOCATION=redis: %w", err)
+		}
+		ac.Revocation = rev
 	}
 	if cfg.SingleTenant != "" {
 		// Every caller maps to cfg.SingleTenant: the tenant claim only has
@@ -451,12 +460,12 @@ func (p *proxy) buildHTTP() error {
 	return nil
 }
 
-// readyz answers 200 when FalkorDB answers a PING (if the proxy uses one),
-// the upstream is ready (if it says), the issuer's keys are loaded and not
-// stale, and no shutdown has begun; 503 otherwise. While key fetches fail
-// but the last good keys still serve, it stays 200 and the "keys" check says
-// when they go stale. The body names the checks and their state, never
-// addresses or error texts.
+// readyz answers 200 when FalkorDB answers a PING (if the proxy uses one;
+// every primary of a cluster), the upstream is ready (if it says), the
+// issuer's keys are loaded and not stale, and no shutdown has begun; 503
+// otherwise. While key fetches fail but the last good keys still serve, it
+// stays 200 and the "keys" check says when they go stale. The body names
+// the checks and their state, never addresses or error texts.
 func (p *proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{}
 	ok := true
@@ -467,7 +476,7 @@ func (p *proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if p.db != nil {
-		if err := p.db.Ping(ctx); err != nil {
+		if err := p.pingFalkorDB(ctx); err != nil {
 			fail("falkordb", "unreachable")
 		} else {
 			checks["falkordb"] = "ok"
@@ -493,6 +502,26 @@ func (p *proxy) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": checks})
+}
+
+// pingFalkorDB checks that FalkorDB answers: the server, or in cluster mode
+// every primary of the client's slot map (a primary down means some tenants'
+// graphs are unavailable).
+func (p *proxy) pingFalkorDB(ctx context.Context) error {
+	cc, isCluster := p.db.Redis().(*redis.ClusterClient)
+	if !isCluster {
+		return p.db.Ping(ctx)
+	}
+	if err := p.db.Ping(ctx); err != nil {
+		return err
+	}
+	ping := func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }
+	if cc.ForEachMaster(ctx, ping) == nil {
+		return nil
+	}
+	// The slot map may name a primary that a replica has replaced since.
+	cc.ReloadState(ctx)
+	return cc.ForEachMaster(ctx, ping)
 }
 
 // keysState is the "keys" check of usable keys: "ok", or, when the last
