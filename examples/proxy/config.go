@@ -40,6 +40,7 @@ type config struct {
 	BearerDiscovery  bool
 	TenantClaim      string
 	KeysWait         time.Duration // how long the start waits for the issuer's keys
+	TokenCache       bool          // cache verified tokens (per replica)
 	// The issuer's key set: fetched again at least every JWKSRefresh;
 	// while fetches fail, the last good keys serve for JWKSMaxStaleness
 	// after the last good fetch; each fetch takes at most JWKSTimeout.
@@ -137,6 +138,7 @@ var options = []option{
 	{flag: "bearer-audience", env: "BEARER_AUDIENCE", usage: `accepted "aud" values, comma-separated (this server's resource URL)`},
 	{flag: "bearer-algorithm", env: "BEARER_ALGORITHM", usage: "accepted JWS algorithms, comma-separated (default RS256,ES256,EdDSA)"},
 	{flag: "bearer-discovery", env: "BEARER_DISCOVERY", isBool: true, usage: "find the JWKS URL from the issuer's discovery document instead of -bearer-jwks-uri"},
+	{flag: "token-cache", env: "TOKEN_CACHE", def: "true", isBool: true, usage: "cache verified tokens in this replica for up to 1 min (a token revoked elsewhere is refused within that time); false verifies every request"},
 	{flag: "bearer-keys-wait", env: "BEARER_KEYS_WAIT", def: "10s", usage: "how long the start waits for the issuer's keys (then serves, and /readyz fails until they load)"},
 	{flag: "bearer-jwks-refresh", env: "BEARER_JWKS_REFRESH", def: "1h", usage: "longest time between fetches of the issuer's key set (sooner when its Cache-Control max-age says so)"},
 	{flag: "bearer-jwks-max-staleness", env: "BEARER_JWKS_MAX_STALENESS", def: "6h", usage: "while key fetches fail, the last good keys serve this long after the last good fetch (then tokens are refused and /readyz fails); at least -bearer-jwks-refresh"},
@@ -356,6 +358,9 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 		return fail(err)
 	}
 	if c.KeysWait, err = s.duration("BEARER_KEYS_WAIT", 0); err != nil {
+		return fail(err)
+	}
+	if c.TokenCache, err = s.bool("TOKEN_CACHE"); err != nil {
 		return fail(err)
 	}
 	if c.JWKSRefresh, err = s.duration("BEARER_JWKS_REFRESH", time.Second); err != nil {

@@ -33,6 +33,11 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
 	require.False(t, c.AllowLoadCSV)
 	require.False(t, c.upstream())
+	require.True(t, c.TokenCache)
+
+	c, err = parseConfig([]string{"-token-cache=false"}, envFunc(nil), nil)
+	require.NoError(t, err)
+	require.False(t, c.TokenCache)
 }
 
 func TestParseConfig(t *testing.T) {

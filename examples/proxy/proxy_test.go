@@ -834,3 +834,27 @@ func TestUpstreamModeWiring(t *testing.T) {
 	code, _, body := get(t, tp.url+"/readyz", "")
 	require.Equal(t, http.StatusOK, code, body)
 }
+
+// TestTokenCache: with TOKEN_CACHE on (the default) a token used again is
+// served from the verifier's cache; with it off every request is verified
+// in full.
+func TestTokenCache(t *testing.T) {
+	db := falkortest.Start(t)
+	for _, tc := range []struct {
+		setting    string
+		wantCached bool
+	}{{"true", true}, {"false", false}} {
+		t.Run("TOKEN_CACHE="+tc.setting, func(t *testing.T) {
+			iss := newIssuer(t)
+			tp := startProxy(t, db, merge(iss.env(), map[string]string{"TOKEN_CACHE": tc.setting}))
+			ta, _ := tenants(db)
+			cs := connect(t, tp.url, "streamable", iss.token(ta, "read"))
+			for range 3 {
+				listGraphs(t, cs)
+			}
+			_, _, body := get(t, tp.url+"/metrics", "")
+			require.Contains(t, body, `tenantgraph_auth_verified_total{cached="false"}`)
+			require.Equal(t, tc.wantCached, strings.Contains(body, `tenantgraph_auth_verified_total{cached="true"}`), body)
+		})
+	}
+}

@@ -291,8 +291,10 @@ func (p *proxy) openVerifier(ctx context.Context) error {
 	}
 	ac := authn.Config{
 		Issuers: []authn.Issuer{iss},
-		Cache:   &authn.CacheConfig{},
 		Hooks:   p.metrics.hooks(),
+	}
+	if cfg.TokenCache {
+		ac.Cache = &authn.CacheConfig{}
 	}
 	if cfg.Revocation == "redis" && p.db != nil {
 		rev, err := authn.NewRedisRevocation(p.db.Redis(), authn.RedisRevocationOptions{Prefix: cfg.RevocationPrefix})
