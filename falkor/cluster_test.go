@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -18,29 +16,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantgraph/tenantgraph/falkor"
+	"github.com/tenantgraph/tenantgraph/falkor/falkortest"
 	"github.com/tenantgraph/tenantgraph/falkor/lite"
 )
 
 // startCluster starts a 3-primary cluster with one replica each, stopped
-// when the test ends. It skips when there are no FalkorDB binaries (fails
-// with FALKORDB_REQUIRED=1).
+// when the test ends.
 func startCluster(t *testing.T) *lite.Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := lite.StartCluster(ctx, lite.ClusterOptions{
+	return falkortest.StartCluster(t, lite.ClusterOptions{
 		Options:            lite.Options{Password: "cluster pw"},
 		Primaries:          3,
 		ReplicasPerPrimary: 1,
 		NodeTimeout:        time.Second,
 	})
-	if err != nil && os.Getenv("FALKORDB_REQUIRED") != "1" &&
-		(errors.Is(err, lite.ErrBinaryNotFound) || errors.Is(err, lite.ErrProvision) || errors.Is(err, lite.ErrUnsupportedPlatform)) {
-		t.Skipf("no FalkorDB binaries: %v", err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cl.Close()) })
-	return cl
 }
 
 // nodeClient connects to one node directly.

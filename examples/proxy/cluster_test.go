@@ -6,12 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,30 +22,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantgraph/tenantgraph/authn"
+	"github.com/tenantgraph/tenantgraph/falkor/falkortest"
 	"github.com/tenantgraph/tenantgraph/falkor/lite"
 	"github.com/tenantgraph/tenantgraph/graphname"
 )
 
 // startLiteCluster starts a FalkorDB Redis Cluster of 3 primaries with one
-// replica each, stopped when the test ends. It skips when there are no
-// FalkorDB binaries (fails with FALKORDB_REQUIRED=1).
+// replica each, stopped when the test ends.
 func startLiteCluster(t *testing.T) *lite.Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cl, err := lite.StartCluster(ctx, lite.ClusterOptions{
+	return falkortest.StartCluster(t, lite.ClusterOptions{
 		Options:            lite.Options{Password: "scaleout-pw"},
 		Primaries:          3,
 		ReplicasPerPrimary: 1,
 		NodeTimeout:        time.Second,
 	})
-	if err != nil && os.Getenv("FALKORDB_REQUIRED") != "1" &&
-		(errors.Is(err, lite.ErrBinaryNotFound) || errors.Is(err, lite.ErrProvision) || errors.Is(err, lite.ErrUnsupportedPlatform)) {
-		t.Skipf("no FalkorDB binaries: %v", err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cl.Close()) })
-	return cl
 }
 
 // startProxyEnv is startProxy without the test's single FalkorDB: env is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -80,11 +81,7 @@ func Start(tb testing.TB) *DB {
 		err = fmt.Errorf("falkortest: the shared server was stopped by Main")
 	}
 	if err != nil {
-		if required() {
-			tb.Fatalf("falkortest: no FalkorDB, and %s=1 requires one: %v", EnvRequired, err)
-		}
-		tb.Skipf("falkortest: no FalkorDB, test skipped (set %s to a running server, or let falkor/lite start one; set %s=1 to fail instead): %v",
-			EnvURL, EnvRequired, err)
+		unavailable(tb, err)
 	}
 	db := &DB{URL: s.url, Network: s.network, Addr: s.addr, Password: s.password, ns: newNamespace()}
 	tb.Cleanup(func() {
@@ -93,6 +90,41 @@ func Start(tb testing.TB) *DB {
 		}
 	})
 	return db
+}
+
+// unavailable skips tb because no FalkorDB could be had, or fails it when
+// FALKORDB_REQUIRED=1.
+func unavailable(tb testing.TB, err error) {
+	tb.Helper()
+	if required() {
+		tb.Fatalf("falkortest: no FalkorDB, and %s=1 requires one: %v", EnvRequired, err)
+	}
+	tb.Skipf("falkortest: no FalkorDB, test skipped (set %s to a running server, or let falkor/lite start one; set %s=1 to fail instead): %v",
+		EnvURL, EnvRequired, err)
+}
+
+// StartCluster starts a FalkorDB Redis Cluster from falkor/lite for tb
+// alone (opts as for lite.StartCluster) and stops it when the test ends.
+// When the binaries cannot be had it skips tb with the reason, or fails it
+// if FALKORDB_REQUIRED=1; any other start error fails tb. FALKORDB_URL is
+// not used: a cluster is always local.
+func StartCluster(tb testing.TB, opts lite.ClusterOptions) *lite.Cluster {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	defer cancel()
+	cl, err := lite.StartCluster(ctx, opts)
+	if err != nil {
+		if errors.Is(err, lite.ErrBinaryNotFound) || errors.Is(err, lite.ErrProvision) || errors.Is(err, lite.ErrUnsupportedPlatform) {
+			unavailable(tb, err)
+		}
+		tb.Fatalf("falkortest: starting a cluster: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := cl.Close(); err != nil {
+			tb.Errorf("falkortest: stopping the cluster: %v", err)
+		}
+	})
+	return cl
 }
 
 func required() bool {
