@@ -175,6 +175,9 @@ type scopeEntry struct {
 // manage ACL users (see [Client.CheckScopes]), with ErrClosed once c
 // is closed. In cluster mode the user is set up on every node (replicas
 // included), and setting it up fails while a node does not answer.
+// With Options.ReadFromReplicas (not a cluster) the user exists on the
+// primary only, and the scoped Client sends every call, reads included, to
+// the primary.
 func (c *Client) WithScope(ctx context.Context, s Scope, f func(*Client) error) error {
 	if c.scopes == nil {
 		return fmt.Errorf("%w: this client is itself scoped", ErrInvalidScope)

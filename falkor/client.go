@@ -80,6 +80,21 @@ type Options struct {
 	// ClusterAddrs are further seed addresses ("host:port") of the
 	// cluster, tried when the URL's host does not answer.
 	ClusterAddrs []string
+
+	// Replicas are the addresses ("host:port") of replicas of the primary
+	// named by the URL, reached over TCP with the URL's credentials and TLS
+	// settings (with a rediss:// URL and no TLSConfig, each replica's
+	// certificate is checked against its own host name). They are used
+	// only with ReadFromReplicas, and cannot be combined with Cluster. See
+	// "Primary and replicas" in the package documentation.
+	Replicas []string
+	// ReadFromReplicas sends ROQuery and Schema to the Replicas in turn,
+	// falling back to the next replica and then to the primary when one
+	// cannot be connected to. Query, DeleteGraph, Explain (a write command
+	// for FalkorDB), ListGraphs and scoped calls ([Client.WithScope]) go to
+	// the primary. Reads may lag behind writes: replication is
+	// asynchronous.
+	ReadFromReplicas bool
 }
 
 func (o *Options) check() error {
@@ -90,6 +105,9 @@ func (o *Options) check() error {
 		return errors.New("falkor: invalid options: negative PoolSize, MaxRows or MaxQueryLen")
 	}
 	if err := o.Scopes.check(); err != nil {
+		return err
+	}
+	if err := o.checkReplicas(); err != nil {
 		return err
 	}
 	if o.DialTimeout == 0 {
@@ -111,9 +129,12 @@ type Client struct {
 	rdb     redis.UniversalClient
 	cluster *redis.ClusterClient  // rdb in cluster mode, else nil
 	cro     *redis.ClusterOptions // in cluster mode, the settings as given to go-redis
-	opts    Options
-	maxSrv  time.Duration // the server's TIMEOUT_MAX, 0 if unknown or unset
-	schemas schemaCache
+	// replicas take read-only calls with Options.ReadFromReplicas; nil
+	// otherwise, in cluster mode and in scoped Clients.
+	replicas *replicaSet
+	opts     Options
+	maxSrv   time.Duration // the server's TIMEOUT_MAX, 0 if unknown or unset
+	schemas  schemaCache
 
 	ro      *redis.Options // the settings as given to go-redis, for scoped users' pools
 	scopes  *scopeSet      // pools of scoped users; nil in a scoped Client
@@ -170,6 +191,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 	if err := c.readServerConfig(ctx); err != nil {
 		_ = rdb.Close()
 		return nil, err
+	}
+	if opts.ReadFromReplicas {
+		c.replicas = newReplicaSet(&base, opts)
 	}
 	return c, nil
 }
@@ -346,8 +370,8 @@ func parseURL(raw string) (*redis.Options, error) {
 // MOVED reply is returned as an error).
 func (c *Client) Redis() redis.UniversalClient { return c.db.Conn }
 
-// Close closes the connections, those of scoped users included (a scoped
-// user's pool still in use closes when its calls end). Calls in flight
+// Close closes the connections, those of replicas and scoped users
+// included (a scoped user's pool still in use closes when its calls end). Calls in flight
 // fail; later calls return ErrClosed. Close does nothing on the Client given
 // to a [Client.WithScope] function: its pool belongs to the administrator
 // Client.
@@ -356,7 +380,11 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.scopes.close()
-	if err := c.rdb.Close(); err != nil {
+	err := c.rdb.Close()
+	if c.replicas != nil {
+		err = errors.Join(err, c.replicas.close())
+	}
+	if err != nil {
 		return mapError(context.Background(), err)
 	}
 	return nil
@@ -394,7 +422,8 @@ func (c *Client) Query(ctx context.Context, graph, query string, params map[stri
 
 // ROQuery runs a read-only Cypher query (GRAPH.RO_QUERY): the server refuses
 // any write, which is reported as ErrReadOnly. A missing graph is reported
-// as ErrGraphNotFound.
+// as ErrGraphNotFound. With Options.ReadFromReplicas it runs on a replica
+// (see "Primary and replicas" in the package documentation).
 func (c *Client) ROQuery(ctx context.Context, graph, query string, params map[string]any) (*Result, error) {
 	text, err := c.prepare(query, params)
 	if err != nil {
@@ -404,7 +433,8 @@ func (c *Client) ROQuery(ctx context.Context, graph, query string, params map[st
 }
 
 // Explain returns the execution plan of query (GRAPH.EXPLAIN) without running
-// it, one operation per line, indented by depth.
+// it, one operation per line, indented by depth. It always asks the primary:
+// FalkorDB declares GRAPH.EXPLAIN a write command, which replicas refuse.
 func (c *Client) Explain(ctx context.Context, graph, query string, params map[string]any) ([]string, error) {
 	text, err := c.prepare(query, params)
 	if err != nil {
@@ -562,10 +592,14 @@ func (c *Client) run(ctx context.Context, cmd, graph string, text []byte, maxRow
 		if gs = c.schemas.peek(graph); gs != nil {
 			snap = gs.snap.Load()
 		}
+		send := c.do
+		if cmd == "GRAPH.RO_QUERY" {
+			send = c.doRead // a replica with Options.ReadFromReplicas
+		}
 		if snap != nil && snap.version != "" && attempt < maxVersionAttempts {
-			reply, err = c.do(ctx, cmd, graph, text, "--compact", "timeout", ms, "version", snap.version)
+			reply, err = send(ctx, cmd, graph, text, "--compact", "timeout", ms, "version", snap.version)
 		} else {
-			reply, err = c.do(ctx, cmd, graph, text, "--compact", "timeout", ms)
+			reply, err = send(ctx, cmd, graph, text, "--compact", "timeout", ms)
 		}
 		if err != nil {
 			return nil, timeoutCause(mapError(ctx, err), byCtx)

@@ -96,6 +96,39 @@
 // failed primary) is dropped: in both cases the next call sets the user up
 // again, which needs every node listed in the slot map to answer.
 //
+// # Primary and replicas
+//
+// A primary with replicas (Redis replication, without Cluster) is reached
+// through the primary's URL; [Options].Replicas lists the replicas'
+// addresses, which use the URL's credentials and TLS settings, and
+// [Options].ReadFromReplicas sends read-only calls to them:
+//
+//	c, err := falkor.Open(ctx, "redis://:secret@10.0.0.1:6379", falkor.Options{
+//		Replicas:         []string{"10.0.0.2:6379", "10.0.0.3:6379"},
+//		ReadFromReplicas: true,
+//	})
+//
+// [Client.ROQuery] and [Client.Schema] go to the replicas in turn. When a
+// replica cannot be connected to (or answers LOADING or MASTERDOWN, which
+// it does without running anything), the call goes to the next replica and
+// finally to the primary. A replica that timed out or broke the connection
+// after the query was sent is not left for another server: the error is
+// returned, as the query may have run. [Client.Query], [Client.DeleteGraph]
+// and [Client.ListGraphs] always go to the primary, and so does
+// [Client.Explain] (FalkorDB declares GRAPH.EXPLAIN a write command, which
+// replicas refuse). Writes are never resent.
+//
+// Replication is asynchronous: a read from a replica may not yet see a
+// write the primary has acknowledged, even one made by the same Client
+// just before. Callers that need to read their own writes use a Client
+// without ReadFromReplicas for those reads (or the Redis WAIT command
+// through [Client.Redis], which bounds but does not remove the lag).
+// Replicas do not take over by themselves: promoting one (with Sentinel or
+// by hand) needs a new Client with the new primary's URL.
+//
+// Scoped calls ([Client.WithScope]) read from the primary: ACL users are
+// not replicated, and the scoped users are set up on the primary only.
+//
 // # Parameters
 //
 // Parameter names must be Cypher identifiers (ASCII letters, digits and _, not

@@ -44,6 +44,25 @@ func ExampleOpen_cluster() {
 	fmt.Println(graphs, err)
 }
 
+// Connect to a primary with two replicas and read from the replicas; writes
+// go to the primary. A read may not yet see a write just made.
+func ExampleOpen_replicas() {
+	ctx := context.Background()
+	c, err := falkor.Open(ctx, "redis://:secret@10.0.0.1:6379", falkor.Options{
+		Replicas:         []string{"10.0.0.2:6379", "10.0.0.3:6379"},
+		ReadFromReplicas: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Query(ctx, "movies", "CREATE (:Movie {title: 'Alien'})", nil); err != nil {
+		log.Fatal(err) // never resent: it may have run
+	}
+	res, err := c.ROQuery(ctx, "movies", "MATCH (m:Movie) RETURN count(m)", nil) // a replica
+	fmt.Println(res, err)
+}
+
 func ExampleClient_Query() {
 	ctx := context.Background()
 	c, err := falkor.Open(ctx, "redis://localhost:6379", falkor.Options{})

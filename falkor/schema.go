@@ -125,7 +125,10 @@ func (gs *graphSchema) refresh(ctx context.Context, c *Client, graph string, sta
 	if cur := gs.snap.Load(); cur != stale && good(cur) {
 		return cur, nil
 	}
-	snap, err := c.readSchema(ctx, graph)
+	// From the primary, even for a reply of a replica: a replica's names
+	// are a prefix of the primary's (names are only ever appended while
+	// the graph exists), so the primary's names decode any replica's reply.
+	snap, err := c.readSchema(ctx, graph, false)
 	if err != nil {
 		return nil, err
 	}
@@ -135,23 +138,42 @@ func (gs *graphSchema) refresh(ctx context.Context, c *Client, graph string, sta
 
 // readSchema reads the three name lists and the schema version in one round
 // trip: version, lists, version again. If the two versions differ the names
-// changed meanwhile, and the snapshot keeps no version.
-func (c *Client) readSchema(ctx context.Context, graph string) (*schemaSnapshot, error) {
-	ms, byCtx, err := c.budget(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pipe := c.rdb.Pipeline()
-	probe := func() *redis.Cmd {
-		return pipe.Do(ctx, "GRAPH.RO_QUERY", graph, versionProbe, "--compact", "timeout", ms, "version", "0")
-	}
-	before := probe()
+// changed meanwhile, and the snapshot keeps no version. With replica true
+// (and Options.ReadFromReplicas) it reads from a replica, else from the
+// primary.
+func (c *Client) readSchema(ctx context.Context, graph string, replica bool) (*schemaSnapshot, error) {
+	var before, after *redis.Cmd
 	var cmds [numKinds]*redis.Cmd
-	for kind := range numKinds {
-		cmds[kind] = pipe.Do(ctx, "GRAPH.RO_QUERY", graph, schemaProcs[kind].query, "--compact", "timeout", ms)
+	var byCtx bool
+	var budgetErr error
+	read := func(r redis.UniversalClient) error {
+		var ms string
+		ms, byCtx, budgetErr = c.budget(ctx)
+		if budgetErr != nil {
+			return budgetErr
+		}
+		pipe := r.Pipeline()
+		probe := func() *redis.Cmd {
+			return pipe.Do(ctx, "GRAPH.RO_QUERY", graph, versionProbe, "--compact", "timeout", ms, "version", "0")
+		}
+		before = probe()
+		for kind := range numKinds {
+			cmds[kind] = pipe.Do(ctx, "GRAPH.RO_QUERY", graph, schemaProcs[kind].query, "--compact", "timeout", ms)
+		}
+		after = probe()
+		_, err := pipe.Exec(ctx)
+		return err
 	}
-	after := probe()
-	if _, err := pipe.Exec(ctx); err != nil {
+	var err error
+	if replica {
+		err = c.onReader(ctx, read)
+	} else {
+		err = read(c.rdb)
+	}
+	if budgetErr != nil {
+		return nil, budgetErr
+	}
+	if err != nil {
 		return nil, timeoutCause(mapError(ctx, err), byCtx)
 	}
 	snap := &schemaSnapshot{}
@@ -219,8 +241,9 @@ func namesColumn(res *Result) ([]string, error) {
 }
 
 // Schema returns the labels, relationship types and property keys of graph,
-// read with read-only queries (one round trip). It also refreshes the names
-// the Client uses to decode results of graph.
+// read with read-only queries (one round trip), on a replica with
+// Options.ReadFromReplicas. It also refreshes the names the Client uses to
+// decode results of graph.
 //
 // The Client keeps these names per graph to decode compact replies, which
 // name labels, relationship types and property keys by position. Queries
@@ -229,7 +252,7 @@ func namesColumn(res *Result) ([]string, error) {
 // refuses the query without running it, and the Client reads the names
 // again and sends the query again.
 func (c *Client) Schema(ctx context.Context, graph string) (*Schema, error) {
-	snap, err := c.readSchema(ctx, graph)
+	snap, err := c.readSchema(ctx, graph, true)
 	if err != nil {
 		return nil, err
 	}
