@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"net"
 	"net/url"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantgraph/tenantgraph/falkor"
+	"github.com/tenantgraph/tenantgraph/falkor/falkortest"
 	"github.com/tenantgraph/tenantgraph/falkor/lite"
 )
 
@@ -44,20 +43,10 @@ func TestOpenReplicasInvalid(t *testing.T) {
 	}
 }
 
-// startServer starts a FalkorDB server stopped when the test ends; it skips
-// when there are no binaries (fails with FALKORDB_REQUIRED=1).
+// startServer starts a FalkorDB server of the test's own.
 func startServer(t *testing.T, opts lite.Options) *lite.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := lite.Start(ctx, opts)
-	if err != nil && os.Getenv("FALKORDB_REQUIRED") != "1" &&
-		(errors.Is(err, lite.ErrBinaryNotFound) || errors.Is(err, lite.ErrProvision) || errors.Is(err, lite.ErrUnsupportedPlatform)) {
-		t.Skipf("no FalkorDB binaries: %v", err)
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
+	return falkortest.StartServer(t, opts)
 }
 
 // info returns the fields of INFO section.

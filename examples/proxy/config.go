@@ -58,6 +58,9 @@ type config struct {
 	// (credentials, TLS, first seed) and ClusterAddrs (further seeds).
 	Cluster      bool
 	ClusterAddrs []string
+	// Replicas are replicas of the FalkorDB server in FalkorDBURL (host:port,
+	// same credentials): read-only queries are read from them.
+	Replicas     []string
 	QueryTimeout time.Duration
 	MaxRows      int
 	AllowLoadCSV bool
@@ -149,6 +152,7 @@ var options = []option{
 
 	{flag: "falkordb-url", env: "FALKORDB_URL", secret: true, usage: "FalkorDB to use (redis://, rediss://, unix://, falkor://); default: start an embedded one"},
 	{flag: "falkordb-cluster", env: "FALKORDB_CLUSTER", def: "false", isBool: true, usage: "FALKORDB_URL is a seed of a Redis Cluster of FalkorDB nodes"},
+	{flag: "falkordb-replicas", env: "FALKORDB_REPLICAS", usage: "replicas of the FalkorDB server in FALKORDB_URL, host:port comma-separated (same credentials): read-only queries are read from them"},
 	{flag: "falkordb-cluster-addrs", env: "FALKORDB_CLUSTER_ADDRS", usage: "seed addresses of a FalkorDB Redis Cluster, host:port comma-separated (implies -falkordb-cluster; credentials and TLS come from FALKORDB_URL)"},
 	{flag: "query-timeout", env: "QUERY_TIMEOUT", def: "30s", usage: "longest FalkorDB call"},
 	{flag: "max-rows", env: "MAX_ROWS", def: "1000", usage: "rows returned per query at most (0: no cap)"},
@@ -457,6 +461,18 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 			c.FalkorDBURL = "redis://" + c.ClusterAddrs[0]
 			c.ClusterAddrs = c.ClusterAddrs[1:]
 		}
+	}
+	c.Replicas = list(s.val["FALKORDB_REPLICAS"])
+	for _, a := range c.Replicas {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return fail(s.bad("FALKORDB_REPLICAS", "want host:port replica addresses, comma-separated, such as 10.0.0.2:6379,10.0.0.3:6379"))
+		}
+	}
+	switch {
+	case len(c.Replicas) > 0 && c.Cluster:
+		return fail(s.bad("FALKORDB_REPLICAS", "not with a cluster: a cluster's replicas are found through the cluster"))
+	case len(c.Replicas) > 0 && c.FalkorDBURL == "":
+		return fail(s.bad("FALKORDB_REPLICAS", "needs FALKORDB_URL, the primary: the embedded FalkorDB has no replicas"))
 	}
 	if c.QueryTimeout, err = s.duration("QUERY_TIMEOUT", time.Millisecond); err != nil {
 		return fail(err)

@@ -115,6 +115,11 @@ func TestParseConfig(t *testing.T) {
 				require.Equal(t, []string{"10.0.0.2:6379", "10.0.0.3:6379"}, c.ClusterAddrs)
 				require.Equal(t, "redis://:pw@10.0.0.1:6379", c.FalkorDBURL)
 			}},
+		{"replicas", nil, map[string]string{"FALKORDB_URL": "redis://10.0.0.1:6379", "FALKORDB_REPLICAS": "10.0.0.2:6379, 10.0.0.3:6379"},
+			func(t *testing.T, c *config) {
+				require.Equal(t, []string{"10.0.0.2:6379", "10.0.0.3:6379"}, c.Replicas)
+				require.False(t, c.Cluster)
+			}},
 		{"cluster seeds alone", nil, map[string]string{"FALKORDB_CLUSTER_ADDRS": "10.0.0.1:6379,10.0.0.2:6379"},
 			func(t *testing.T, c *config) {
 				require.True(t, c.Cluster)
@@ -189,6 +194,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"cluster over a unix socket", nil, map[string]string{"FALKORDB_URL": "unix:///tmp/f.sock", "FALKORDB_CLUSTER": "true"}, "not a unix socket"},
 		{"cluster seeds with a socket URL", nil, map[string]string{"FALKORDB_URL": "unix:///tmp/f.sock", "FALKORDB_CLUSTER_ADDRS": "10.0.0.1:6379"}, "not a unix socket"},
 		{"bad cluster seed", nil, map[string]string{"FALKORDB_CLUSTER_ADDRS": "10.0.0.1"}, "FALKORDB_CLUSTER_ADDRS"},
+		{"bad replica", nil, map[string]string{"FALKORDB_URL": "redis://10.0.0.1:6379", "FALKORDB_REPLICAS": "10.0.0.2"}, "FALKORDB_REPLICAS"},
+		{"replicas with a cluster", nil, map[string]string{"FALKORDB_CLUSTER_ADDRS": "10.0.0.1:6379", "FALKORDB_REPLICAS": "10.0.0.2:6379"}, "not with a cluster"},
+		{"replicas of the embedded server", nil, map[string]string{"FALKORDB_REPLICAS": "10.0.0.2:6379"}, "needs FALKORDB_URL"},
 		{"bad cluster bool", nil, map[string]string{"FALKORDB_CLUSTER": "maybe"}, "FALKORDB_CLUSTER"},
 		{"bad revocation", nil, map[string]string{"REVOCATION": "memory"}, "want redis or off"},
 		{"revocation redis upstream without FalkorDB", nil, map[string]string{"REVOCATION": "redis", "UPSTREAM_URL": "http://127.0.0.1:1/mcp"}, "needs FALKORDB_URL"},

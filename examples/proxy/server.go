@@ -196,6 +196,9 @@ func (p *proxy) openFalkorDB(ctx context.Context) error {
 		Scopes:       falkor.ScopeOptions{PoolSize: pool},
 		Cluster:      p.cfg.Cluster,
 		ClusterAddrs: p.cfg.ClusterAddrs,
+		// Scoped (DB_ACL) calls read from the primary, where their users are.
+		Replicas:         p.cfg.Replicas,
+		ReadFromReplicas: len(p.cfg.Replicas) > 0,
 	})
 	if err != nil {
 		return fmt.Errorf("connecting to FalkorDB (FALKORDB_URL): %w", err)

@@ -103,6 +103,35 @@ func unavailable(tb testing.TB, err error) {
 		EnvURL, EnvRequired, err)
 }
 
+// StartServer starts a FalkorDB server from falkor/lite for tb alone (for
+// tests that need a server of their own, such as a primary and its replica)
+// and stops it when the test ends. It skips or fails like [StartCluster].
+func StartServer(tb testing.TB, opts lite.Options) *lite.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	s, err := lite.Start(ctx, opts)
+	if err != nil {
+		startFailed(tb, err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("falkortest: stopping the server: %v", err)
+		}
+	})
+	return s
+}
+
+// startFailed skips tb (or fails it with FALKORDB_REQUIRED=1) when err says
+// the binaries cannot be had, and fails it otherwise.
+func startFailed(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, lite.ErrBinaryNotFound) || errors.Is(err, lite.ErrProvision) || errors.Is(err, lite.ErrUnsupportedPlatform) {
+		unavailable(tb, err)
+	}
+	tb.Fatalf("falkortest: starting FalkorDB: %v", err)
+}
+
 // StartCluster starts a FalkorDB Redis Cluster from falkor/lite for tb
 // alone (opts as for lite.StartCluster) and stops it when the test ends.
 // When the binaries cannot be had it skips tb with the reason, or fails it
@@ -114,10 +143,7 @@ func StartCluster(tb testing.TB, opts lite.ClusterOptions) *lite.Cluster {
 	defer cancel()
 	cl, err := lite.StartCluster(ctx, opts)
 	if err != nil {
-		if errors.Is(err, lite.ErrBinaryNotFound) || errors.Is(err, lite.ErrProvision) || errors.Is(err, lite.ErrUnsupportedPlatform) {
-			unavailable(tb, err)
-		}
-		tb.Fatalf("falkortest: starting a cluster: %v", err)
+		startFailed(tb, err)
 	}
 	tb.Cleanup(func() {
 		if err := cl.Close(); err != nil {
