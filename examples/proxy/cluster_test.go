@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -37,35 +36,6 @@ func startLiteCluster(t *testing.T) *lite.Cluster {
 		ReplicasPerPrimary: 1,
 		NodeTimeout:        time.Second,
 	})
-}
-
-// startProxyEnv is startProxy without the test's single FalkorDB: env is
-// the whole environment (on top of a free loopback port and debug logs).
-// The proxy is shut down when the test ends.
-func startProxyEnv(t *testing.T, env map[string]string) *testProxy {
-	t.Helper()
-	full := merge(map[string]string{"LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}, env)
-	cfg, err := parseConfig(nil, envFunc(full), nil)
-	require.NoError(t, err)
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := newProxy(ctx, cfg, log)
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- p.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, p.Shutdown(ctx))
-		require.NoError(t, <-served)
-		require.NoError(t, p.Close())
-		if t.Failed() {
-			t.Logf("proxy logs:\n%s", logs.String())
-		}
-	})
-	return &testProxy{proxy: p, url: p.URL(), logs: logs, served: served}
 }
 
 // slotOwner returns the primary (as started) whose slots hold key, by

@@ -55,18 +55,24 @@ func envFunc(env map[string]string) func(string) string {
 // startProxy builds the proxy from env (as the environment of the process)
 // on top of these defaults: a free loopback port, the test's FalkorDB, a
 // rate-limit key prefix in the test's namespace and debug logs captured. It
-// is shut down when the test ends.
+// is shut down when the test ends, and the test's database users dropped.
 func startProxy(t *testing.T, db *falkortest.DB, env map[string]string, hook ...mcp.Middleware) *testProxy {
 	t.Helper()
-	full := map[string]string{
-		"LISTEN_ADDR":       "127.0.0.1:0",
+	t.Cleanup(func() { dropACLUsers(t, db) }) // runs after the proxy's shutdown
+	tp := startProxyEnv(t, merge(map[string]string{
 		"FALKORDB_URL":      db.URL,
 		"RATE_LIMIT_PREFIX": db.Namespace() + ":ratelimit:",
-		"LOG_LEVEL":         "debug",
-	}
-	for k, v := range env {
-		full[k] = v
-	}
+	}, env), hook...)
+	tp.db = db
+	return tp
+}
+
+// startProxyEnv is startProxy without the test's FalkorDB: env is the whole
+// environment on top of a free loopback port and debug logs captured. The
+// proxy is shut down when the test ends.
+func startProxyEnv(t *testing.T, env map[string]string, hook ...mcp.Middleware) *testProxy {
+	t.Helper()
+	full := merge(map[string]string{"LISTEN_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug"}, env)
 	cfg, err := parseConfig(nil, envFunc(full), nil)
 	require.NoError(t, err)
 	logs := &syncBuffer{}
@@ -83,12 +89,11 @@ func startProxy(t *testing.T, db *falkortest.DB, env map[string]string, hook ...
 		require.NoError(t, p.Shutdown(ctx))
 		require.NoError(t, <-served)
 		require.NoError(t, p.Close())
-		dropACLUsers(t, db)
 		if t.Failed() {
 			t.Logf("proxy logs:\n%s", logs.String())
 		}
 	})
-	return &testProxy{proxy: p, url: p.URL(), logs: logs, db: db, served: served}
+	return &testProxy{proxy: p, url: p.URL(), logs: logs, served: served}
 }
 
 // issuer is a real token issuer for production-mode tests: an RSA key and
