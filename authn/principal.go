@@ -12,12 +12,14 @@ import (
 // Keys of auth.TokenInfo.Extra set by TokenVerifier. They are the contract
 // with package tenancy (which keeps its own copy of the names and does not
 // import authn): "tenant", "subject" and "issuer" hold non-empty strings,
-// "principal" the *Principal.
+// "principal" the *Principal, "claims" the token's claims (a
+// map[string]any, for plans chosen by a claim).
 const (
 	ExtraTenant    = "tenant"
 	ExtraSubject   = "subject"
 	ExtraIssuer    = "issuer"
 	ExtraPrincipal = "principal"
+	ExtraClaims    = "claims"
 )
 
 // Principal is the verified identity a token carries. Values returned by a
@@ -61,6 +63,7 @@ func (p *Principal) TokenInfo() *auth.TokenInfo {
 			ExtraSubject:   p.Subject,
 			ExtraIssuer:    p.Issuer,
 			ExtraPrincipal: p,
+			ExtraClaims:    p.Claims,
 		},
 	}
 }

@@ -16,6 +16,10 @@ type graphMapper struct {
 	r      *graphname.Resolver
 	tenant string
 	check  func(graph string) error
+	plan   *Plan    // when set, its Graphs allow-list applies
+	keys   []string // the physical keys mapped, when collect is set
+	// collect makes resolve record the keys it maps.
+	collect bool
 }
 
 // resolve maps the graph name g of argument arg. Its errors wrap
@@ -33,6 +37,15 @@ func (m *graphMapper) resolve(arg, g string) (string, error) {
 			err: fmt.Errorf("%w: argument %q: %w", ErrInvalidGraph, arg, err),
 			msg: fmt.Sprintf("argument %q: %s", arg, msg),
 		}
+	}
+	if m.plan != nil && !m.plan.AllowsGraph(g) {
+		return "", &refusal{
+			err: fmt.Errorf("%w: argument %q: %q is not in plan %q", ErrGraphNotAllowed, arg, g, m.plan.Name),
+			msg: fmt.Sprintf("permission denied: argument %q: the tenant's plan does not allow graph %s", arg, quoteName(g)),
+		}
+	}
+	if m.collect {
+		m.keys = append(m.keys, phys)
 	}
 	return phys, nil
 }

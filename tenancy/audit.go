@@ -37,6 +37,7 @@ type Event struct {
 	Err       error         // the refusal or failure; may hold internal detail: never show it to clients
 	Duration  time.Duration // time spent in the middleware and the tool
 	Rows      int           // rows (or graphs) returned when the result says, else -1
+	Cached    bool          // the result came from the [ResultCache]; the tool did not run
 }
 
 // An Auditor receives one [Event] per call. Audit is called synchronously

@@ -1,6 +1,9 @@
 package tenancy
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors of the middleware. The middleware reports them to clients as
 // JSON-RPC errors or tool errors (see [New]); audit events carry them in
@@ -62,6 +65,25 @@ var (
 	// after cleaning.
 	ErrServer = errors.New("tenancy: server error")
 
+	// ErrNoPlan: the [PlanSource] assigns no plan to the caller; every call
+	// is refused.
+	ErrNoPlan = errors.New("tenancy: no plan for the tenant")
+
+	// ErrGraphNotAllowed: a graph argument names a graph outside the
+	// caller's plan ([Plan].Graphs).
+	ErrGraphNotAllowed = errors.New("tenancy: graph not allowed by the plan")
+
+	// ErrQuota: a quota of the caller's plan (graph count, graph memory,
+	// total memory) is used up. Test with [errors.As] for [*QuotaError].
+	ErrQuota = errors.New("tenancy: quota exceeded")
+
+	// ErrQuotaCheck: a quota could not be checked (no [Config].Store, or
+	// the store failed); the call is refused (fail closed).
+	ErrQuotaCheck = errors.New("tenancy: quota check failed")
+
+	// ErrInvalidPolicy: a policy or policy file is not valid.
+	ErrInvalidPolicy = errors.New("tenancy: invalid policy")
+
 	// ErrInvalidConfig: [New] refused the [Config].
 	ErrInvalidConfig = errors.New("tenancy: invalid config")
 )
@@ -93,6 +115,14 @@ func errorClass(err error) string {
 		return "limiter"
 	case errors.Is(err, ErrMethodRefused):
 		return "method_refused"
+	case errors.Is(err, ErrNoPlan):
+		return "no_plan"
+	case errors.Is(err, ErrGraphNotAllowed):
+		return "graph_not_allowed"
+	case errors.Is(err, ErrQuota):
+		return "quota"
+	case errors.Is(err, ErrQuotaCheck):
+		return "quota_check"
 	case errors.Is(err, ErrInternal):
 		return "internal"
 	case errors.Is(err, ErrToolError):
@@ -102,3 +132,27 @@ func errorClass(err error) string {
 	}
 	return "other"
 }
+
+// QuotaError reports a quota of a [Plan] that a call would exceed. It
+// matches [ErrQuota].
+type QuotaError struct {
+	Plan  string // the plan's name
+	Quota string // "maxGraphs", "maxGraphMemory" or "maxTotalMemory"
+	Limit int64  // the quota's value (graphs or bytes)
+	Used  int64  // what the tenant holds (graphs or bytes)
+	Graph string // the logical graph, for maxGraphMemory
+}
+
+// Error describes the quota in words a client can act on.
+func (e *QuotaError) Error() string {
+	switch e.Quota {
+	case "maxGraphs":
+		return fmt.Sprintf("quota exceeded: plan %q allows at most %d graphs (maxGraphs) and the tenant holds %d; delete a graph first", e.Plan, e.Limit, e.Used)
+	case "maxGraphMemory":
+		return fmt.Sprintf("quota exceeded: plan %q allows %s per graph (maxGraphMemory) and graph %q uses %s; delete data from it first", e.Plan, FormatBytes(e.Limit), e.Graph, FormatBytes(e.Used))
+	}
+	return fmt.Sprintf("quota exceeded: plan %q allows %s in all graphs (%s) and the tenant's graphs use %s; delete data first", e.Plan, FormatBytes(e.Limit), e.Quota, FormatBytes(e.Used))
+}
+
+// Unwrap returns [ErrQuota].
+func (e *QuotaError) Unwrap() error { return ErrQuota }

@@ -13,11 +13,13 @@ import (
 // the hand-over contract with the token verifier (package authn sets them
 // under the same names): the verifier puts the tenant it has validated into
 // Extra[ExtraTenant], the token's subject into Extra[ExtraSubject] and its
-// issuer into Extra[ExtraIssuer].
+// issuer into Extra[ExtraIssuer], and all of the token's claims, as a
+// map[string]any, into Extra[ExtraClaims] (read by [Identity.Claim]).
 const (
 	ExtraTenant  = "tenant"
 	ExtraSubject = "subject"
 	ExtraIssuer  = "issuer"
+	ExtraClaims  = "claims"
 )
 
 // The scopes of the default tool policies ([FalkorTools] and
@@ -64,6 +66,18 @@ type Identity struct {
 // HasScope reports whether the identity holds scope.
 func (id *Identity) HasScope(scope string) bool {
 	return id != nil && slices.Contains(id.Scopes, scope)
+}
+
+// Claim returns the claim name of the verified token the identity was read
+// from (Token.Extra[ExtraClaims]), and false when there is no such claim or
+// no token.
+func (id *Identity) Claim(name string) (any, bool) {
+	if id == nil || id.Token == nil {
+		return nil, false
+	}
+	claims, _ := id.Token.Extra[ExtraClaims].(map[string]any)
+	v, ok := claims[name]
+	return v, ok
 }
 
 // hasScopes reports whether the identity holds every scope of want.

@@ -46,6 +46,19 @@ type ToolPolicy struct {
 	// QueryArgument names the argument whose SHA-256 the audit records;
 	// empty means [DefaultQueryArgument].
 	QueryArgument string
+
+	// Writes marks a tool that may create or grow the graphs it names: the
+	// quotas of the caller's [Plan] are checked before it runs and its
+	// graphs measured after, and cached results of its graphs are dropped.
+	Writes bool
+
+	// Deletes marks a tool that deletes the graphs it names: cached
+	// results of its graphs are dropped. Quotas do not stop it.
+	Deletes bool
+
+	// Cacheable marks a read-only tool whose successful results a
+	// [Config].Cache may hold.
+	Cacheable bool
 }
 
 // FalkorTools returns the policy for the tools of this project's falkor
@@ -63,12 +76,12 @@ type ToolPolicy struct {
 // destroy data.
 func FalkorTools() map[string]ToolPolicy {
 	return map[string]ToolPolicy{
-		"falkordb_query":        {Scopes: []string{ScopeWrite}, ReadOnlyVariant: "falkordb_ro_query"},
-		"falkordb_ro_query":     {Scopes: []string{ScopeRead}},
-		"falkordb_explain":      {Scopes: []string{ScopeRead}},
-		"falkordb_graph_schema": {Scopes: []string{ScopeRead}},
+		"falkordb_query":        {Scopes: []string{ScopeWrite}, ReadOnlyVariant: "falkordb_ro_query", Writes: true},
+		"falkordb_ro_query":     {Scopes: []string{ScopeRead}, Cacheable: true},
+		"falkordb_explain":      {Scopes: []string{ScopeRead}, Cacheable: true},
+		"falkordb_graph_schema": {Scopes: []string{ScopeRead}, Cacheable: true},
 		"falkordb_list_graphs":  {Scopes: []string{ScopeRead}, GraphArguments: []string{}, ListGraphs: StructuredGraphList("graphs")},
-		"falkordb_delete_graph": {Scopes: []string{ScopeWrite, ScopeAdmin}},
+		"falkordb_delete_graph": {Scopes: []string{ScopeWrite, ScopeAdmin}, Deletes: true},
 	}
 }
 
@@ -88,13 +101,13 @@ func FalkorTools() map[string]ToolPolicy {
 // Redis keys of every tenant and are deliberately absent, hence refused.
 func OfficialFalkorTools() map[string]ToolPolicy {
 	return map[string]ToolPolicy{
-		"query_graph":             {Scopes: []string{ScopeWrite}, ReadOnlyVariant: "query_graph_readonly"},
-		"query_graph_readonly":    {Scopes: []string{ScopeRead}},
-		"get_graph_schema":        {Scopes: []string{ScopeRead}},
-		"get_node_schema":         {Scopes: []string{ScopeRead}},
-		"get_relationship_schema": {Scopes: []string{ScopeRead}},
+		"query_graph":             {Scopes: []string{ScopeWrite}, ReadOnlyVariant: "query_graph_readonly", Writes: true},
+		"query_graph_readonly":    {Scopes: []string{ScopeRead}, Cacheable: true},
+		"get_graph_schema":        {Scopes: []string{ScopeRead}, Cacheable: true},
+		"get_node_schema":         {Scopes: []string{ScopeRead}, Cacheable: true},
+		"get_relationship_schema": {Scopes: []string{ScopeRead}, Cacheable: true},
 		"list_graphs":             {Scopes: []string{ScopeRead}, GraphArguments: []string{}, ListGraphs: LineGraphList()},
-		"delete_graph":            {Scopes: []string{ScopeWrite, ScopeAdmin}},
+		"delete_graph":            {Scopes: []string{ScopeWrite, ScopeAdmin}, Deletes: true},
 	}
 }
 

@@ -83,6 +83,22 @@ type Config struct {
 	// Limiter enforces the rate limits; nil means a new [LocalLimiter].
 	Limiter Limiter
 
+	// Plans assigns every caller a [Plan]: allowed graph names, the scopes
+	// it may exercise (intersected with its token's), rate limit, quotas,
+	// query timeout and row cap. A caller without a plan is refused. Nil
+	// means no plans. When Limits is nil, the rate limits come from the
+	// plans.
+	Plans PlanSource
+
+	// Store answers the quota questions of plans (graph count, memory);
+	// *falkor.Client is one. A call that a plan's quotas apply to is
+	// refused when Store is nil or fails (fail closed).
+	Store GraphStore
+
+	// Cache, when set, holds the results of Cacheable tools per tenant
+	// (see [ResultCache]). Off by default.
+	Cache *ResultCache
+
 	// Auditor receives one event per tools/call; nil means no audit.
 	Auditor Auditor
 
@@ -129,6 +145,10 @@ type middleware struct {
 	limits     func(*Identity) Limit
 	limiter    Limiter
 	inflight   inflight
+	plans      PlanSource
+	fold       bool // the resolver folds tenant ids to lower case
+	quotas     *quotas
+	cache      *ResultCache
 	auditor    Auditor
 	auditQuery bool
 	allow      map[string]bool
@@ -182,6 +202,8 @@ func newMiddleware(cfg Config) (*middleware, error) {
 		check:      cfg.CheckGraph,
 		limits:     cfg.Limits,
 		limiter:    cfg.Limiter,
+		plans:      cfg.Plans,
+		cache:      cfg.Cache,
 		auditor:    cfg.Auditor,
 		auditQuery: cfg.AuditQueryText,
 		reveals:    cfg.Reveals,
@@ -199,7 +221,7 @@ func newMiddleware(cfg Config) (*middleware, error) {
 	if m.check == nil {
 		m.check = StrictGraphNames
 	}
-	if m.limits != nil && m.limiter == nil {
+	if (m.limits != nil || m.plans != nil) && m.limiter == nil {
 		m.limiter = NewLocalLimiter(nil)
 	}
 	if m.requestID == nil {
@@ -208,6 +230,8 @@ func newMiddleware(cfg Config) (*middleware, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.fold = m.r.Options().TenantCase == graphname.CaseFold
+	m.quotas = &quotas{store: cfg.Store, r: m.r, now: m.now, tenants: map[string]*holdings{}}
 	graphArgs := cfg.GraphArguments
 	if graphArgs == nil {
 		graphArgs = []string{DefaultGraphArgument}
@@ -476,7 +500,15 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		return nil, c.unauthenticated(err)
 	}
 	c.ev.Tenant, c.ev.Subject = id.Tenant, id.Subject
+	id, pl, err := m.plan(id)
+	if err != nil {
+		c.audit(ctx, OutcomeRefused, err)
+		return c.toolError("permission denied: no plan of this server admits the tenant; ask the operator (request id " + c.requestID() + ")"), nil
+	}
 	ctx = NewContext(ctx, id)
+	if pl != nil {
+		ctx = WithPlan(ctx, pl)
+	}
 
 	t, ok := m.policy(name)
 	if !ok {
@@ -502,13 +534,15 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		}
 	}
 
-	mapper := graphMapper{r: m.r, tenant: id.Tenant, check: m.check}
+	caching := m.cache != nil && t.Cacheable
+	mapper := graphMapper{r: m.r, tenant: id.Tenant, check: m.check, plan: pl,
+		collect: t.Writes || t.Deletes || caching}
 	rw, err := rewriteArguments(creq.Params.Arguments, t.graphArgs, t.queryArg, m.auditor != nil, &mapper)
 	if err != nil {
 		c.audit(ctx, OutcomeRefused, err)
 		rf := &refusal{msg: "invalid arguments"}
 		errors.As(err, &rf)
-		if errors.Is(err, ErrInvalidGraph) {
+		if errors.Is(err, ErrInvalidGraph) || errors.Is(err, ErrGraphNotAllowed) {
 			return c.toolError(rf.msg), nil
 		}
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid arguments: " + rf.msg}
@@ -521,8 +555,7 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		}
 	}
 
-	if m.limits != nil {
-		lim := m.limits(id)
+	if lim, ok := m.limitOf(id, pl); ok {
 		if lim.Rate > 0 {
 			ok, retry, err := m.limiter.Allow(ctx, prefix, lim)
 			if err != nil {
@@ -548,6 +581,40 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		}
 	}
 
+	if pl != nil && t.Writes && pl.hasQuotas() && len(mapper.keys) > 0 {
+		done, err := m.quotas.before(ctx, pl, id.Tenant, prefix, mapper.keys)
+		if err != nil {
+			c.audit(ctx, OutcomeRefused, err)
+			if qe := (*QuotaError)(nil); errors.As(err, &qe) {
+				return c.toolError(qe.Error()), nil
+			}
+			return c.toolError("the tenant's quotas could not be checked, so the call was refused; retry later (request id " + c.requestID() + ")"), nil
+		}
+		defer done()
+	}
+
+	var ckey [32]byte
+	var cseq uint64
+	if caching {
+		tool := run
+		if c.complete {
+			tool += "\x00complete"
+		}
+		ckey = cacheKey(prefix, tool, rw.args)
+		res, rows, seq, hit := m.cache.get(ckey)
+		if hit {
+			c.ev.Rows, c.ev.Cached = rows, true
+			c.audit(ctx, OutcomeOK, nil)
+			return res, nil
+		}
+		cseq = seq
+	}
+	if pl != nil && pl.QueryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pl.QueryTimeout)
+		defer cancel()
+	}
+
 	out := req
 	if run != name || rw.changed {
 		p := *creq.Params
@@ -557,6 +624,7 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		out = &r2
 	}
 	res, err := next(ctx, method, out)
+	m.wrote(ctx, t, pl, prefix, mapper.keys, err)
 
 	cl := cleaner{r: m.r, tenant: id.Tenant, prefix: prefix, request: creq.Params.Arguments, tool: name, known: m.policies, extra: m.reveals}
 	if err != nil {
@@ -582,7 +650,7 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 	if t.ListGraphs != nil && !tr.IsError {
 		keep := func(key string) (string, bool) {
 			g, ok := m.r.Strip(id.Tenant, key)
-			if ok && m.check(g) != nil {
+			if ok && (m.check(g) != nil || pl != nil && !pl.AllowsGraph(g)) {
 				return "", false // a name the caller could not use: hidden
 			}
 			return g, ok
@@ -602,8 +670,11 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		c.audit(ctx, OutcomeToolError, fmt.Errorf("%w: cleaning the result: %w", ErrInternal, cerr))
 		return c.toolError(c.generic()), nil
 	}
-	if m.auditor != nil {
+	if m.auditor != nil || caching {
 		c.ev.Rows = rowsOf(cleaned)
+	}
+	if caching && !generic {
+		m.cache.put(ckey, prefix, mapper.keys, cseq, cleaned, c.ev.Rows)
 	}
 	switch {
 	case generic:
@@ -614,6 +685,73 @@ func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, metho
 		c.audit(ctx, OutcomeOK, nil)
 	}
 	return cleaned, nil
+}
+
+// plan returns the caller's plan and its identity with the scopes the plan
+// lets it exercise. Without [Config].Plans it returns id and no plan.
+func (m *middleware) plan(id *Identity) (*Identity, *Plan, error) {
+	if m.plans == nil {
+		return id, nil, nil
+	}
+	look := id
+	if m.fold && strings.ToLower(id.Tenant) != id.Tenant {
+		cp := *id
+		cp.Tenant = strings.ToLower(id.Tenant)
+		look = &cp
+	}
+	pl, err := m.plans.Plan(look)
+	if err == nil && pl == nil {
+		err = errors.New("the plan source returned none")
+	}
+	if err != nil {
+		if !errors.Is(err, ErrNoPlan) {
+			err = fmt.Errorf("%w: %w", ErrNoPlan, err)
+		}
+		return nil, nil, err
+	}
+	if pl.Scopes != nil {
+		cp := *id
+		cp.Scopes = make([]string, 0, len(id.Scopes))
+		for _, s := range id.Scopes {
+			if slices.Contains(pl.Scopes, s) {
+				cp.Scopes = append(cp.Scopes, s)
+			}
+		}
+		id = &cp
+	}
+	return id, pl, nil
+}
+
+// limitOf returns the caller's limits: [Config].Limits, else its plan's.
+func (m *middleware) limitOf(id *Identity, pl *Plan) (Limit, bool) {
+	switch {
+	case m.limits != nil:
+		return m.limits(id), true
+	case pl != nil:
+		return pl.Limit(), true
+	}
+	return Limit{}, false
+}
+
+// wrote does what follows a call of a tool that writes or deletes, whether
+// or not it succeeded (it may have written before it failed): the cached
+// results of its graphs are dropped and quota measurements updated.
+func (m *middleware) wrote(ctx context.Context, t *tool, pl *Plan, prefix string, keys []string, err error) {
+	if !t.Writes && !t.Deletes || len(keys) == 0 {
+		return
+	}
+	if m.cache != nil {
+		m.cache.invalidate(keys)
+	}
+	switch {
+	case t.Deletes:
+		m.quotas.deleted(prefix, keys)
+	case pl != nil && (pl.MaxGraphMemory > 0 || pl.MaxTotalMemory > 0):
+		// The call's own deadline may be spent: measure on a fresh one.
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		m.quotas.after(mctx, pl, prefix, keys)
+	}
 }
 
 // retryResult is the tool error of a refusal by a limit. The text and
@@ -655,7 +793,17 @@ func (m *middleware) listTools(ctx context.Context, next mcp.MethodHandler, meth
 	if err != nil {
 		return nil, c.unauthenticated(err)
 	}
+	// A caller without a plan sees no tools; one with a plan sees the
+	// tools its plan's scopes admit.
+	tenant := id.Tenant
+	id, pl, perr := m.plan(id)
+	if perr != nil {
+		id = &Identity{Tenant: tenant}
+	}
 	ctx = NewContext(ctx, id)
+	if pl != nil {
+		ctx = WithPlan(ctx, pl)
+	}
 	res, err := next(ctx, method, req)
 	if err != nil {
 		cl := cleaner{r: m.r, tenant: id.Tenant, prefix: prefix, known: m.policies, extra: m.reveals}
@@ -672,7 +820,7 @@ func (m *middleware) listTools(ctx context.Context, next mcp.MethodHandler, meth
 		if t == nil {
 			continue
 		}
-		if p, ok := m.policy(t.Name); ok && id.hasScopes(p.Scopes) {
+		if p, ok := m.policy(t.Name); ok && perr == nil && id.hasScopes(p.Scopes) {
 			cp := *t
 			out.Tools = append(out.Tools, &cp)
 		}
