@@ -52,6 +52,33 @@
 //   - Audit: one [Event] per call ([NewSlogAuditor]), with the SHA-256 of the
 //     query rather than its text.
 //
+// # Tenant operations
+//
+//   - Plans: [Config].Plans gives every caller a [Plan] — allowed graph names
+//     or patterns, the scopes it may exercise (intersected with its token's),
+//     rate limit, graph-count and memory quotas, query timeout and row cap —
+//     from a [Policy] or a [PolicyFile] (JSON, reloaded atomically; a bad
+//     file keeps the old policy). A caller without a plan is refused.
+//     Quotas need a [GraphStore] ([Config].Store; *falkor.Client is one) and
+//     refuse with a [QuotaError] that names the quota and its value.
+//   - Usage: [Usage] is an [Auditor] that counts calls, errors, rows and
+//     query time per tenant, tool and day in a Redis-protocol server, so
+//     that replicas add up; [AddUsageTool] lets a tenant's admin read its
+//     own usage.
+//   - Cache: [ResultCache] ([Config].Cache, off by default) serves read-only
+//     results per tenant for a short time and drops them when the tenant
+//     writes to the graph.
+//
+//	pf, err := tenancy.OpenPolicyFile("policy.json")
+//	usage := tenancy.NewUsage(rdb, nil)
+//	mw, err := tenancy.New(tenancy.Config{
+//		Plans:   pf,
+//		Store:   db, // *falkor.Client
+//		Auditor: usage,
+//		Cache:   tenancy.NewResultCache(&tenancy.CacheOptions{TTL: 5 * time.Second}),
+//	})
+//	tenancy.AddUsageTool(server, usage)
+//
 // # Limits of the cleaning
 //
 // Cleaning replaces the caller's own physical keys by logical names wherever
