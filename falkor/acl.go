@@ -103,17 +103,8 @@ func (o *ScopeOptions) check() error {
 
 // validate checks the user name and pattern.
 func (s Scope) validate() error {
-	if s.User == "" || len(s.User) > maxScopeUserLen {
-		return fmt.Errorf("%w: the user name must be 1 to %d bytes", ErrInvalidScope, maxScopeUserLen)
-	}
-	for i := 0; i < len(s.User); i++ {
-		c := s.User[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:@+", c) >= 0) {
-			return fmt.Errorf("%w: the user name may hold only ASCII letters, digits and -_.:@+", ErrInvalidScope)
-		}
-	}
-	if s.User == "default" {
-		return fmt.Errorf("%w: the user %q is reserved", ErrInvalidScope, s.User)
+	if err := validateUser(s.User); err != nil {
+		return err
 	}
 	lit := strings.TrimSuffix(s.KeyPattern, "*")
 	if lit == "" || len(lit) > maxScopeLiteralLen {
@@ -124,6 +115,24 @@ func (s Scope) validate() error {
 		if c <= ' ' || c == 0x7f || strings.IndexByte(`*?[]\`, c) >= 0 {
 			return fmt.Errorf("%w: the key pattern may end in '*' but must hold no other glob character (*?[]\\), whitespace or control character", ErrInvalidScope)
 		}
+	}
+	return nil
+}
+
+// validateUser checks a scoped user's name: its characters, and that it is
+// not "default".
+func validateUser(user string) error {
+	if user == "" || len(user) > maxScopeUserLen {
+		return fmt.Errorf("%w: the user name must be 1 to %d bytes", ErrInvalidScope, maxScopeUserLen)
+	}
+	for i := 0; i < len(user); i++ {
+		c := user[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:@+", c) >= 0) {
+			return fmt.Errorf("%w: the user name may hold only ASCII letters, digits and -_.:@+", ErrInvalidScope)
+		}
+	}
+	if user == "default" {
+		return fmt.Errorf("%w: the user %q is reserved", ErrInvalidScope, user)
 	}
 	return nil
 }
@@ -160,6 +169,7 @@ type scopeEntry struct {
 	users    int       // calls using c
 	last     time.Time // when the last call ended
 	gone     bool      // removed from the set: close c when users drops to 0
+	dropped  bool      // the user was deleted (DropScope): closing must not touch it
 }
 
 // WithScope runs f with a Client that acts as the restricted database user
@@ -426,13 +436,16 @@ func (ss *scopeSet) sweep() {
 // closeEntries closes the pools of entries that were removed from the set
 // and that no call uses any more, and removes their passwords from their
 // users (best effort: a password left behind is useless without the
-// memory of this process).
+// memory of this process), unless [Client.DropScope] deleted the user.
 func closeEntries(es []*scopeEntry) {
 	for _, e := range es {
 		if e.c == nil {
 			continue
 		}
 		e.c.rdb.Close()
+		if e.dropped {
+			continue // ACL SETUSER would create the deleted user again
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), scopeAdminCallLimit)
 		e.c.scopeOf.adminDo(ctx, "ACL", "SETUSER", e.scope.User, "<"+e.password)
 		cancel()

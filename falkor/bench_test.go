@@ -60,3 +60,20 @@ func BenchmarkROQuery(b *testing.B) {
 	// (which this package always passes) measurably slower.
 	b.Run("falkordb-go-timeout", raw(falkordb.NewQueryOptions().SetTimeout(30000)))
 }
+
+// BenchmarkGraphExists: one TYPE round trip per call.
+func BenchmarkGraphExists(b *testing.B) {
+	db := startDB(b)
+	c := open(b, db, falkor.Options{})
+	g := db.Graph("exists")
+	ctx := context.Background()
+	_, err := c.Query(ctx, g, "CREATE ()", nil)
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		ok, err := c.GraphExists(ctx, g)
+		if err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}

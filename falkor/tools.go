@@ -46,6 +46,14 @@ type ToolOptions struct {
 	// falkordb_list_graphs stays on the Client's user (GRAPH.LIST cannot be
 	// scoped): filter its result per caller.
 	Scope func(ctx context.Context) (Scope, error)
+
+	// MaxRows, when set, caps the rows of falkordb_query and
+	// falkordb_ro_query per call: the cap is the smaller of the Client's
+	// Options.MaxRows and the value it returns for the call's context (a
+	// multi-tenant server returns the caller's plan limit here). 0 or a
+	// negative value adds no cap. A result cut to the cap is reported as
+	// with Options.MaxRows: Result.Truncated and a notice in the text.
+	MaxRows func(ctx context.Context) int
 }
 
 // AddTools registers the FalkorDB MCP tools on s, working through c:
@@ -62,7 +70,8 @@ type ToolOptions struct {
 // text and StructuredContent: a query gives a [Result], the schema a
 // [Schema]. Failures are tool errors (IsError) whose text names the graph as
 // given. The guards of c's Options (MaxRows, MaxQueryLen, DenyLoadCSV,
-// MaxTimeout) apply to every call.
+// MaxTimeout) apply to every call, and [ToolOptions].MaxRows may lower the
+// row cap per call.
 //
 // AddTools panics if opts names an unknown tool, like [mcp.AddTool] on an
 // invalid tool.
@@ -72,6 +81,7 @@ func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
 	t := tools{c: c}
 	if opts != nil {
 		t.scope = opts.Scope
+		t.maxRows = opts.MaxRows
 		if len(opts.Tools) > 0 {
 			for _, name := range opts.Tools {
 				if !slices.Contains(allTools, name) {
@@ -258,8 +268,31 @@ type explainOutput struct {
 }
 
 type tools struct {
-	c     *Client
-	scope func(ctx context.Context) (Scope, error)
+	c       *Client
+	scope   func(ctx context.Context) (Scope, error)
+	maxRows func(ctx context.Context) int
+}
+
+// rowCap is the row cap of a query call: the smaller non-zero of
+// Options.MaxRows and ToolOptions.MaxRows' value, 0 for none.
+func (t tools) rowCap(ctx context.Context) int {
+	limit := t.c.opts.MaxRows
+	if t.maxRows != nil {
+		if n := t.maxRows(ctx); n > 0 && (limit == 0 || n < limit) {
+			limit = n
+		}
+	}
+	return limit
+}
+
+// queryRows runs a query command (GRAPH.QUERY or GRAPH.RO_QUERY) as Query
+// and ROQuery do, with the row cap maxRows instead of Options.MaxRows.
+func (c *Client) queryRows(ctx context.Context, cmd, graph, query string, params map[string]any, maxRows int) (*Result, error) {
+	text, err := c.prepare(query, params)
+	if err != nil {
+		return nil, err
+	}
+	return c.run(ctx, cmd, graph, text, maxRows)
 }
 
 // with runs f with the Client of the call: c, or the scoped user's.
@@ -276,26 +309,28 @@ func (t tools) with(ctx context.Context, f func(c *Client) error) error {
 
 func (t tools) query(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, any, error) {
 	var res *Result
+	limit := t.rowCap(ctx)
 	err := t.with(ctx, func(c *Client) (err error) {
-		res, err = c.Query(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+		res, err = c.queryRows(ctx, "GRAPH.QUERY", in.GraphName, in.Query, exactParams(req, in.Parameters), limit)
 		return err
 	})
 	if err != nil {
 		return nil, nil, toolError(in.GraphName, err)
 	}
-	return textResult(formatResult(res, t.c.opts.MaxRows)), res, nil
+	return textResult(formatResult(res, limit)), res, nil
 }
 
 func (t tools) roQuery(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, any, error) {
 	var res *Result
+	limit := t.rowCap(ctx)
 	err := t.with(ctx, func(c *Client) (err error) {
-		res, err = c.ROQuery(ctx, in.GraphName, in.Query, exactParams(req, in.Parameters))
+		res, err = c.queryRows(ctx, "GRAPH.RO_QUERY", in.GraphName, in.Query, exactParams(req, in.Parameters), limit)
 		return err
 	})
 	if err != nil {
 		return nil, nil, toolError(in.GraphName, err)
 	}
-	return textResult(formatResult(res, t.c.opts.MaxRows)), res, nil
+	return textResult(formatResult(res, limit)), res, nil
 }
 
 func (t tools) listGraphs(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, listGraphsOutput, error) {
