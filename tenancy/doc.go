@@ -61,13 +61,17 @@
 //     file keeps the old policy). A caller without a plan is refused.
 //     Quotas need a [GraphStore] ([Config].Store; *falkor.Client is one) and
 //     refuse with a [QuotaError] that names the quota and its value.
+//
 //   - Usage: [Usage] is an [Auditor] that counts calls, errors, rows and
 //     query time per tenant, tool and day in a Redis-protocol server, so
 //     that replicas add up; [AddUsageTool] lets a tenant's admin read its
 //     own usage.
+//
 //   - Cache: [ResultCache] ([Config].Cache, off by default) serves read-only
 //     results per tenant for a short time and drops them when the tenant
 //     writes to the graph.
+//
+// Wired together:
 //
 //	pf, err := tenancy.OpenPolicyFile("policy.json")
 //	usage := tenancy.NewUsage(rdb, nil)
