@@ -173,7 +173,9 @@ type scopeEntry struct {
 }
 
 // WithScope runs f with a Client that acts as the restricted database user
-// of s: the database refuses, with NOPERM ([ErrPermission]), every key
+// of s (f runs a second time, with the user set up again, when the server
+// refused the user's password before f's failing command was sent: keep f
+// to one command, or safe to repeat): the database refuses, with NOPERM ([ErrPermission]), every key
 // outside s.KeyPattern and every command outside [ScopeCommands]. The Client
 // given to f is valid only while f runs; it shares c's Options (its pool
 // size is ScopeOptions.PoolSize) and must not be closed.
@@ -196,16 +198,32 @@ func (c *Client) WithScope(ctx context.Context, s Scope, f func(*Client) error) 
 	if err := s.validate(); err != nil {
 		return err
 	}
-	e, err := c.scopes.acquire(ctx, s)
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		e, err := c.scopes.acquire(ctx, s)
+		if err != nil {
+			return err
+		}
+		err = f(e.c)
+		if staleScope(err) {
+			c.scopes.invalidate(e)
+		}
+		c.scopes.release(e)
+		// The server refused the user's password when a connection was
+		// opened, before the command was sent: another process deleted or
+		// changed the user (an erasure, a restart). Set it up again and
+		// run f once more.
+		if attempt == 1 && authRefused(err) {
+			continue
+		}
 		return err
 	}
-	defer c.scopes.release(e)
-	err = f(e.c)
-	if staleScope(err) {
-		c.scopes.invalidate(e)
-	}
-	return err
+}
+
+// authRefused reports whether err is the server refusing a connection's
+// credentials, which happens before any command is sent.
+func authRefused(err error) bool {
+	var qe *QueryError
+	return errors.As(err, &qe) && (strings.HasPrefix(qe.Message, "WRONGPASS") || strings.HasPrefix(qe.Message, "NOAUTH"))
 }
 
 // adminDo runs an administrator command on the server or, in cluster mode,

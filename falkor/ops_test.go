@@ -377,6 +377,25 @@ func TestDropScope(t *testing.T) {
 	require.NotContains(t, aclUsers(t, rdb), s.User)
 	require.NoError(t, use())
 
+	// Dropped by another process (an erasure run from the command line)
+	// while c keeps the user's pool: the next call sets the user up again
+	// and succeeds; the query ran once. (ACL DELUSER also closes the
+	// connections of the user.)
+	other := open(t, db, falkor.Options{})
+	for range 3 {
+		require.NoError(t, other.DropScope(ctx, s.User))
+		require.NotContains(t, aclUsers(t, rdb), s.User)
+		require.NoError(t, use())
+	}
+	require.Equal(t, int64(1), count(t, c, g, "(:S)"), "MERGE: one node whatever ran")
+	n := count(t, c, g, "(:T)")
+	require.NoError(t, other.DropScope(ctx, s.User))
+	require.NoError(t, c.WithScope(ctx, s, func(sc *falkor.Client) error {
+		_, err := sc.Query(ctx, g, "CREATE (:T)", nil)
+		return err
+	}))
+	require.Equal(t, n+1, count(t, c, g, "(:T)"), "the write ran exactly once")
+
 	t.Run("refused users", func(t *testing.T) {
 		admin, pass := db.Namespace()+"-admin", "pw-"+db.Namespace()
 		require.NoError(t, rdb.Do(ctx, "ACL", "SETUSER", admin, "reset", "on", ">"+pass, "~*", "&*", "+@all").Err())
