@@ -184,6 +184,10 @@ type stackOptions struct {
 	// Tools adds tools of the test's own to the server (not in the policy),
 	// working through the stack's (counted) client.
 	Tools func(s *mcp.Server, c *falkor.Client)
+	// Plans and ResultCache configure the middleware's plans (with the
+	// stack's client as the GraphStore) and result cache.
+	Plans       tenancy.PlanSource
+	ResultCache *tenancy.ResultCache
 }
 
 // stack is a running end-to-end stack in front of a real FalkorDB.
@@ -226,7 +230,12 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	s.client.Redis().AddHook(s.graphs)
 
 	server := mcp.NewServer(&mcp.Implementation{Name: "tenantgraph-e2e", Version: "v0"}, nil)
-	falkor.AddTools(server, s.client, nil)
+	falkor.AddTools(server, s.client, &falkor.ToolOptions{MaxRows: func(ctx context.Context) int {
+		if pl := tenancy.PlanFromContext(ctx); pl != nil {
+			return pl.MaxRows
+		}
+		return 0
+	}})
 	if o.Tools != nil {
 		o.Tools(server, s.client)
 	}
@@ -237,6 +246,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		Auditor:   s.audit,
 		Limits:    o.Limits,
 		RequestID: func() string { return e2eRequestID },
+		Plans:     o.Plans,
+		Cache:     o.ResultCache,
+	}
+	if o.Plans != nil {
+		cfg.Store = s.client
 	}
 	if o.Limiter != nil {
 		cfg.Limiter = o.Limiter(s.client, db.Namespace())

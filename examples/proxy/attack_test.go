@@ -241,8 +241,15 @@ func runAttacks(t *testing.T, b *attackBench) {
 		b.check(t, "list and info", "list", text(res)+structured(t, res))
 
 		names := toolNames(t, atk)
-		require.ElementsMatch(t, []string{"falkordb_query", "falkordb_ro_query", "falkordb_list_graphs", "falkordb_graph_schema", "falkordb_explain", "falkordb_delete_graph"}, names,
+		require.ElementsMatch(t, []string{"falkordb_query", "falkordb_ro_query", "falkordb_list_graphs", "falkordb_graph_schema", "falkordb_explain", "falkordb_delete_graph", "tenant_usage"}, names,
 			"no tool exposes GRAPH.INFO, GRAPH.CONFIG, GRAPH.UDF or GRAPH.LIST unfiltered")
+		// The usage tool reports the caller's own tenant only.
+		res = mustCall(t, atk, "tenant_usage", map[string]any{"days": 90})
+		b.check(t, "list and info", "usage", text(res)+structured(t, res))
+		res, err := call(t, atk, "tenant_usage", map[string]any{"tenant": b.victim})
+		require.NoError(t, err)
+		require.True(t, res.IsError, "the usage tool takes no tenant")
+		b.check(t, "list and info", "usage of another tenant", text(res), b.victim)
 		for _, tool := range []string{"graph_info", "falkordb_info", "GRAPH.INFO", "falkordb_config", "query_graph", "list_graphs"} {
 			res, err := call(t, atk, tool, map[string]any{"graphName": "users"})
 			out, isErr := outcome(t, res, err)

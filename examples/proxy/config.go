@@ -90,6 +90,16 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	SessionTimeout    time.Duration // idle stateful sessions
 
+	// Tenant operations. PolicyFile holds per-tenant plans (reloaded on
+	// SIGHUP and, every PolicyWatch, when it changed); Usage counts calls
+	// per tenant in the FalkorDB server; AdminToken enables /admin/;
+	// ResultCache is the TTL of the per-tenant result cache (0: off).
+	PolicyFile  string
+	PolicyWatch time.Duration
+	Usage       bool
+	AdminToken  string
+	ResultCache time.Duration
+
 	// Metrics.
 	MetricsAddr    string // "" serves /metrics on the main listener
 	MetricsTenants int    // tenants with their own metric label; the rest count as "_other"
@@ -174,6 +184,11 @@ var options = []option{
 	{flag: "idle-timeout", env: "IDLE_TIMEOUT", def: "2m", usage: "keep-alive connections idle this long are closed"},
 	{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "30s", usage: "time calls in flight get to finish on SIGINT/SIGTERM"},
 	{flag: "session-timeout", env: "SESSION_TIMEOUT", def: "30m", usage: "idle stateful sessions are closed after this"},
+
+	{flag: "policy", env: "POLICY_FILE", usage: "per-tenant plans (JSON): allowed graphs, scopes, rate limits, quotas, timeouts, rows; replaces RATE_LIMIT, RATE_BURST and CONCURRENCY_LIMIT; reloaded on SIGHUP and when it changes"},
+	{flag: "policy-watch", env: "POLICY_WATCH", def: "5s", usage: "how often to look for changes of POLICY_FILE (0: only on SIGHUP)"},
+	{flag: "usage", env: "USAGE", def: "true", isBool: true, usage: "count calls, errors, rows and query time per tenant, tool and day in the FalkorDB server (shared by replicas); false: off"},
+	{flag: "result-cache", env: "RESULT_CACHE", def: "off", usage: `cache read-only results per tenant for this long, e.g. "5s" (dropped on the tenant's writes; per replica); "off"`},
 
 	{flag: "metrics-addr", env: "METRICS_ADDR", usage: "serve /metrics on this separate address instead of the main listener"},
 	{flag: "metrics-tenants", env: "METRICS_TENANTS", def: "50", usage: `tenants with their own metric label (later ones count as "_other")`},
@@ -547,6 +562,29 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 		if c.WriteTimeout <= c.QueryTimeout {
 			return fail(s.bad("WRITE_TIMEOUT", "must be longer than QUERY_TIMEOUT (%v), or answers to long queries are cut off", c.QueryTimeout))
 		}
+	}
+
+	// Tenant operations.
+	c.PolicyFile = strings.TrimSpace(s.val["POLICY_FILE"])
+	if c.PolicyWatch, err = s.duration("POLICY_WATCH", 0); err != nil {
+		return fail(err)
+	}
+	if c.Usage, err = s.bool("USAGE"); err != nil {
+		return fail(err)
+	}
+	if v := strings.TrimSpace(s.val["RESULT_CACHE"]); v != "off" && v != "" && v != "0" {
+		if c.ResultCache, err = s.duration("RESULT_CACHE", time.Millisecond); err != nil {
+			return fail(err)
+		}
+		if c.ResultCache > 5*time.Minute {
+			return fail(s.bad("RESULT_CACHE", "at most 5m: results may be that old on other replicas"))
+		}
+	}
+	if tok := getenv("ADMIN_TOKEN"); tok != "" {
+		if len(tok) < 32 || strings.ContainsAny(tok, " \t\r\n") {
+			return nil, fmt.Errorf("%w: ADMIN_TOKEN must be at least 32 characters without white space (e.g. openssl rand -hex 32)", errConfig)
+		}
+		c.AdminToken = tok
 	}
 
 	// Metrics.

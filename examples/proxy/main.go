@@ -22,6 +22,9 @@ func main() {
 // run is the program: it returns the exit status (0 after a clean
 // shutdown, 2 for a configuration error, 1 for other failures).
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && subcommands[args[0]] {
+		return runOperation(args[0], args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -48,6 +51,24 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err := printBanner(stdout, p); err != nil {
 		log.Error("start failed", "err", err.Error())
 		return 1
+	}
+
+	if p.policy != nil {
+		// SIGHUP reloads the policy file; a bad file keeps the old policy.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		done := make(chan struct{})
+		defer func() { signal.Stop(hup); close(done) }()
+		go func() {
+			for {
+				select {
+				case <-hup:
+					p.reloadPolicy(p.policy.Reload())
+				case <-done:
+					return
+				}
+			}
+		}()
 	}
 
 	select {

@@ -53,6 +53,13 @@ type proxy struct {
 	metrics  *metrics
 	calls    *inflight
 
+	// Tenant operations (ops.go, admin.go).
+	policy    *tenancy.PolicyFile  // POLICY_FILE, or nil
+	usage     *tenancy.Usage       // usage counters, or nil
+	cache     *tenancy.ResultCache // RESULT_CACHE, or nil
+	ops       *tenantOps           // backup, restore, erase; nil without a FalkorDB
+	replicaID string
+
 	ln, metricsLn      net.Listener
 	httpSrv, metricSrv *http.Server
 	handler            http.Handler
@@ -107,9 +114,18 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Mi
 		p.closers = append(p.closers, func() error { p.metricsLn.Close(); return nil })
 	}
 
+	if err := p.openFalkorDB(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.openOperations(ctx); err != nil {
+		return nil, err
+	}
 	policy := tenancy.FalkorTools()
 	if cfg.upstream() {
 		policy = tenancy.MergeTools(tenancy.FalkorTools(), tenancy.OfficialFalkorTools())
+	}
+	if p.usage != nil {
+		policy = tenancy.MergeTools(policy, tenancy.UsageTools())
 	}
 	known := make(map[string]bool, len(policy))
 	for name := range policy {
@@ -117,9 +133,6 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Mi
 	}
 	p.metrics = newMetrics(known, cfg.MetricsTenants)
 
-	if err := p.openFalkorDB(ctx); err != nil {
-		return nil, err
-	}
 	if err := p.openVerifier(ctx); err != nil {
 		return nil, err
 	}
@@ -139,11 +152,14 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Mi
 			p.closers = append(p.closers, c.Close)
 		}
 	} else {
-		var topts falkor.ToolOptions
+		topts := falkor.ToolOptions{MaxRows: planRows}
 		if p.dbACL {
 			topts.Scope = p.tenantScope
 		}
 		falkor.AddTools(p.server, p.db, &topts)
+	}
+	if p.usage != nil {
+		tenancy.AddUsageTool(p.server, p.usage)
 	}
 	if p.toolHook != nil {
 		p.server.AddReceivingMiddleware(p.toolHook)
@@ -164,6 +180,58 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Mi
 		return nil, err
 	}
 	return p, nil
+}
+
+// planRows is the row cap of the caller's plan (POLICY_FILE), or 0.
+func planRows(ctx context.Context) int {
+	if pl := tenancy.PlanFromContext(ctx); pl != nil {
+		return pl.MaxRows
+	}
+	return 0
+}
+
+// openOperations loads POLICY_FILE and starts the usage counters, the
+// result cache and the tenant operations.
+func (p *proxy) openOperations(ctx context.Context) error {
+	cfg := p.cfg
+	p.replicaID = replicaName(p.ln.Addr().String())
+	if cfg.PolicyFile != "" {
+		f, err := tenancy.OpenPolicyFile(cfg.PolicyFile)
+		if err != nil {
+			return fmt.Errorf("POLICY_FILE: %w", err)
+		}
+		p.policy = f
+		p.log.Info("policy loaded", "file", cfg.PolicyFile, "version", f.Version(), "plans", len(f.Policy().Plans))
+		p.publishPolicyVersion(ctx)
+		if cfg.PolicyWatch > 0 {
+			wctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				f.Watch(wctx, cfg.PolicyWatch, p.reloadPolicy)
+			}()
+			p.closers = append(p.closers, func() error { stop(); <-done; return nil })
+		}
+	}
+	if cfg.Usage && p.db != nil {
+		p.usage = tenancy.NewUsage(p.db.Redis(), &tenancy.UsageOptions{Logger: p.log.With("component", "usage")})
+		p.closers = append(p.closers, func() error {
+			cctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if err := p.usage.Close(cctx); err != nil {
+				// FalkorDB is gone: the last second's counts are lost.
+				p.log.Warn("usage counters not written at shutdown", "err", err.Error())
+			}
+			return nil
+		})
+	}
+	if cfg.ResultCache > 0 {
+		p.cache = tenancy.NewResultCache(&tenancy.CacheOptions{TTL: cfg.ResultCache})
+	}
+	if p.db != nil {
+		p.ops = &tenantOps{db: p.db, r: p.resolver, usage: p.usage, cache: p.cache, ratePref: cfg.RateLimitPrefix}
+	}
+	return nil
 }
 
 // openFalkorDB connects to FALKORDB_URL or starts the embedded FalkorDB.
@@ -355,6 +423,21 @@ func (p *proxy) tenancyConfig(policy map[string]tenancy.ToolPolicy) tenancy.Conf
 			tenancy.NewSlogAuditor(p.log, nil),
 			p.metrics,
 		},
+		Cache: p.cache,
+	}
+	if p.usage != nil {
+		tc.Auditor = append(tc.Auditor.(multiAuditor), p.usage)
+	}
+	if p.db != nil {
+		tc.Store = p.db
+		// Buckets in the FalkorDB server: every replica shares them.
+		var s redis.Scripter = p.db.Redis()
+		tc.Limiter = tenancy.NewRedisLimiter(s, &tenancy.RedisLimiterOptions{Prefix: cfg.RateLimitPrefix})
+	}
+	if p.policy != nil {
+		// Rates, caps and quotas come from the tenants' plans.
+		tc.Plans = p.policy
+		return tc
 	}
 	if cfg.SingleTenant != "" {
 		tenant := cfg.SingleTenant
@@ -371,11 +454,6 @@ func (p *proxy) tenancyConfig(policy map[string]tenancy.ToolPolicy) tenancy.Conf
 	if cfg.RateLimit > 0 || cfg.Concurrency > 0 {
 		lim := tenancy.Limit{Rate: cfg.RateLimit, Burst: cfg.RateBurst, Concurrent: cfg.Concurrency}
 		tc.Limits = func(*tenancy.Identity) tenancy.Limit { return lim }
-		if p.db != nil {
-			// Buckets in the FalkorDB server: every replica shares them.
-			var s redis.Scripter = p.db.Redis()
-			tc.Limiter = tenancy.NewRedisLimiter(s, &tenancy.RedisLimiterOptions{Prefix: cfg.RateLimitPrefix})
-		}
 	}
 	return tc
 }
@@ -427,6 +505,9 @@ func (p *proxy) buildHTTP() error {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", p.readyz)
+	if cfg.AdminToken != "" {
+		mux.Handle("/admin/", p.adminHandler())
+	}
 	if p.metricsLn == nil {
 		mux.Handle("GET /metrics", p.metrics.Handler())
 	}
