@@ -127,36 +127,53 @@ func readBanner(t *testing.T, stdout io.Reader) banner {
 	}
 }
 
+// program is the built proxy running in a child process.
+type program struct {
+	cmd     *exec.Cmd
+	stdout  io.Reader
+	stderr  func() string // what it logged so far
+	exited  chan struct{} // closed when it exited; then waitErr is set
+	waitErr error
+}
+
+// startProgram starts bin with env; it is killed when the test ends if it
+// is still running.
+func startProgram(t *testing.T, bin string, env []string) *program {
+	t.Helper()
+	pr := &program{cmd: exec.Command(bin), exited: make(chan struct{})}
+	pr.cmd.Env = env
+	stdout, err := pr.cmd.StdoutPipe()
+	require.NoError(t, err)
+	pr.stdout = stdout
+	// stderr goes to a file: no copying goroutine for Wait to wait for.
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	require.NoError(t, err)
+	t.Cleanup(func() { errFile.Close() })
+	pr.cmd.Stderr = errFile
+	pr.stderr = func() string { b, _ := os.ReadFile(errFile.Name()); return string(b) }
+	require.NoError(t, pr.cmd.Start())
+	go func() { pr.waitErr = pr.cmd.Wait(); close(pr.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-pr.exited:
+		default:
+			pr.cmd.Process.Kill()
+			<-pr.exited
+		}
+		if t.Failed() {
+			t.Logf("stderr:\n%s", pr.stderr())
+		}
+	})
+	return pr
+}
+
 // runQuickStart runs the README's quick start against the built program:
 // start it with no configuration but env, read the printed tokens, create a
 // graph as tenant-alpha, list it, check that tenant-beta sees nothing of it
 // and cannot write, then SIGTERM it and expect a clean exit.
 func runQuickStart(t *testing.T, bin string, env []string, graph string) {
-	cmd := exec.Command(bin)
-	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	// stderr goes to a file: no copying goroutine for Wait to wait for.
-	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
-	require.NoError(t, err)
-	defer errFile.Close()
-	cmd.Stderr = errFile
-	stderr := func() string { b, _ := os.ReadFile(errFile.Name()); return string(b) }
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("stderr:\n%s", stderr())
-		}
-	})
+	pr := startProgram(t, bin, env)
+	stdout, cmd, exited, stderr := pr.stdout, pr.cmd, pr.exited, pr.stderr
 
 	b := readBanner(t, stdout)
 	require.Contains(t, b.text, "DEVELOPMENT ONLY")
@@ -180,7 +197,7 @@ func runQuickStart(t *testing.T, bin string, env []string, graph string) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-exited:
-		require.NoError(t, waitErr, "clean exit after SIGTERM")
+		require.NoError(t, pr.waitErr, "clean exit after SIGTERM")
 	case <-time.After(time.Minute):
 		t.Fatal("no exit after SIGTERM")
 	}
@@ -208,6 +225,41 @@ func TestQuickStart(t *testing.T) {
 			db.Redis(t).Del(context.Background(), devTenantRW+"_"+graph)
 		})
 		runQuickStart(t, bin, childEnv("LISTEN_ADDR=127.0.0.1:0", "FALKORDB_URL="+db.URL), graph)
+	})
+	t.Run("SIGHUP reloads POLICY_FILE", func(t *testing.T) {
+		db := falkortest.Start(t)
+		path := filepath.Join(t.TempDir(), "policy.json")
+		policy := func(graph string) string {
+			return `{"defaultPlan": "p", "plans": {"p": {"graphs": ["` + graph + `"]}}}`
+		}
+		writeFile(t, path, policy(db.Graph("a")))
+		pr := startProgram(t, bin, childEnv("LISTEN_ADDR=127.0.0.1:0", "FALKORDB_URL="+db.URL, "POLICY_FILE="+path, "POLICY_WATCH=0"))
+		b := readBanner(t, pr.stdout)
+		alpha := connect(t, strings.TrimSuffix(b.endpoint, "/mcp"), "streamable", b.alpha)
+		graph := db.Graph("b")
+		t.Cleanup(func() { db.Redis(t).Del(context.Background(), devTenantRW+"_"+graph) })
+		write := map[string]any{"graphName": graph, "query": "CREATE ()"}
+		res, err := call(t, alpha, "falkordb_query", write)
+		require.NoError(t, err)
+		require.True(t, res.IsError, "not in the plan's graphs")
+
+		writeFile(t, path, policy(graph))
+		require.NoError(t, pr.cmd.Process.Signal(syscall.SIGHUP))
+		require.Eventually(t, func() bool { return strings.Contains(pr.stderr(), `"msg":"policy reloaded"`) }, 10*time.Second, 10*time.Millisecond)
+		mustCall(t, alpha, "falkordb_query", write)
+
+		writeFile(t, path, `{"plans": `)
+		require.NoError(t, pr.cmd.Process.Signal(syscall.SIGHUP))
+		require.Eventually(t, func() bool { return strings.Contains(pr.stderr(), "the previous policy stays in force") }, 10*time.Second, 10*time.Millisecond)
+		mustCall(t, alpha, "falkordb_query", write)
+
+		require.NoError(t, pr.cmd.Process.Signal(syscall.SIGTERM))
+		select {
+		case <-pr.exited:
+			require.NoError(t, pr.waitErr, "clean exit after SIGTERM")
+		case <-time.After(time.Minute):
+			t.Fatal("no exit after SIGTERM")
+		}
 	})
 	t.Run("embedded", func(t *testing.T) {
 		if testing.Short() {
