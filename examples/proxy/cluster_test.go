@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -275,6 +276,46 @@ func TestScaleOutCluster(t *testing.T) {
 		require.Equal(t, len(css)*perClient, ok+refused)
 		require.LessOrEqual(t, ok, bound, "the limit holds across both replicas")
 		require.GreaterOrEqual(t, ok, burst, "the burst is available")
+	})
+
+	t.Run("usage counters add up across both replicas", func(t *testing.T) {
+		tn := ns + "-usage"
+		tok := iss.token(tn, "read write")
+		calls := map[int]int{0: 7, 1: 5}
+		for r, n := range calls {
+			cs := connect(t, proxies[r].url, "streamable", tok)
+			for range n {
+				mustCall(t, cs, "falkordb_list_graphs", map[string]any{})
+			}
+		}
+		for _, p := range proxies {
+			require.NoError(t, p.usage.Flush(ctx))
+		}
+		rep, err := proxies[1].usage.Report(ctx, tn, 1)
+		require.NoError(t, err)
+		require.EqualValues(t, 12, rep.Total.Calls)
+	})
+
+	t.Run("backup, erase and restore a tenant whose graphs are on several primaries", func(t *testing.T) {
+		tn, i := tenantIDs[5], 5
+		before := compactRows(t, mustCall(t, sessions[i][0], "falkordb_ro_query", map[string]any{"graphName": "shared", "query": "MATCH (n) RETURN collect(n.name) AS names"}))
+		var buf bytes.Buffer
+		n, err := proxies[0].ops.backup(ctx, tn, &buf)
+		require.NoError(t, err)
+		require.Equal(t, len(graphs), n)
+		e, err := proxies[1].ops.erase(ctx, tn)
+		require.NoError(t, err)
+		require.ElementsMatch(t, graphs, e.Graphs)
+		require.Zero(t, e.Remaining, "no key of the tenant on any primary")
+		require.Empty(t, listGraphs(t, sessions[i][1]))
+		_, err = proxies[0].ops.restore(ctx, &buf, tn)
+		require.NoError(t, err)
+		require.Equal(t, graphs, listGraphs(t, sessions[i][1]))
+		after := compactRows(t, mustCall(t, sessions[i][1], "falkordb_ro_query", map[string]any{"graphName": "shared", "query": "MATCH (n) RETURN collect(n.name) AS names"}))
+		require.Equal(t, before, after)
+		// The tenant's database user was dropped on every node and is set
+		// up again by its next write.
+		mustCall(t, sessions[i][0], "falkordb_query", map[string]any{"graphName": "g1", "query": "CREATE ()"})
 	})
 
 	t.Run("a primary killed and replaced by its replica", func(t *testing.T) {
