@@ -38,7 +38,8 @@ const testPolicy = `{
   "free": {"graphs": ["g*"], "maxGraphs": 2, "rate": 1000, "burst": 1000, "maxRows": 3, "queryTimeout": "5s"},
   "tiny": {"maxGraphMemory": "1B", "rate": 1000, "burst": 1000},
   "small": {"maxTotalMemory": "1B", "rate": 1000, "burst": 1000},
-  "ro": {"scopes": ["read"], "rate": 1000, "burst": 1000}
+  "ro": {"scopes": ["read"], "rate": 1000, "burst": 1000},
+  "quick": {"queryTimeout": "100ms", "rate": 1000, "burst": 1000}
  }
 }`
 
@@ -109,6 +110,16 @@ func TestPolicyAndQuotas(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, res.IsError, "routed to the read-only tool, where FalkorDB refuses the write")
 		require.False(t, exists(db.Namespace()+"-d_g"))
+	})
+	t.Run("query timeout", func(t *testing.T) {
+		q := connect(t, tp.url, "streamable", iss.planToken(db.Namespace()+"-q", "read write", "quick"))
+		mustCall(t, q, "falkordb_query", map[string]any{"graphName": "g", "query": "CREATE ()"})
+		start := time.Now()
+		res, err := call(t, q, "falkordb_ro_query", map[string]any{"graphName": "g", "query": "UNWIND range(1, 200000000) AS x WITH x WHERE x % 7 = 0 RETURN count(x)"})
+		require.NoError(t, err)
+		require.True(t, res.IsError, text(res))
+		require.Contains(t, strings.ToLower(text(res)), "timeout")
+		require.Less(t, time.Since(start), 5*time.Second, "FalkorDB stopped the query at the plan's timeout")
 	})
 	t.Run("unknown plan claim", func(t *testing.T) {
 		x := connect(t, tp.url, "streamable", iss.planToken(db.Namespace()+"-e", "read write", "gold"))
