@@ -267,7 +267,20 @@ const maxMoved = 5
 // times; after a connection failure it reloads the slot map for the next
 // call but does not resend (the command may have run).
 func (c *Client) do(ctx context.Context, args ...any) (any, error) {
-	reply, err := c.rdb.Do(ctx, args...).Result()
+	return c.doKeyAt(ctx, 1, args...)
+}
+
+// doKeyAt is do for a command whose key is args[pos] rather than args[1]:
+// go-redis' cluster client routes every command it does not know by args[1]
+// (GRAPH.MEMORY USAGE <key> would go to the slot of "USAGE").
+func (c *Client) doKeyAt(ctx context.Context, pos int8, args ...any) (any, error) {
+	send := func() (any, error) {
+		cmd := redis.NewCmd(ctx, args...)
+		cmd.SetFirstKeyPos(pos)
+		_ = c.rdb.Process(ctx, cmd)
+		return cmd.Result()
+	}
+	reply, err := send()
 	if c.cluster == nil || err == nil {
 		return reply, err
 	}
@@ -280,7 +293,7 @@ func (c *Client) do(ctx context.Context, args ...any) (any, error) {
 			return nil, err
 		case <-t.C:
 		}
-		reply, err = c.rdb.Do(ctx, args...).Result()
+		reply, err = send()
 	}
 	var rerr redis.Error
 	if err != nil && (!errors.As(err, &rerr) || isMoved(err) || strings.HasPrefix(err.Error(), "CLUSTERDOWN")) {

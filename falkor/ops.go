@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -72,38 +71,6 @@ func (c *Client) GraphMemory(ctx context.Context, graph string) (int64, error) {
 	return memoryTotal(reply)
 }
 
-// doKeyAt is [Client.do] for a command whose key is args[pos] rather than
-// args[1]: go-redis' cluster client routes every command it does not know
-// by args[1] (GRAPH.MEMORY USAGE <key> would go to the slot of "USAGE").
-// Like do, it follows MOVED replies (not run) and resends nothing else.
-func (c *Client) doKeyAt(ctx context.Context, pos int8, args ...any) (any, error) {
-	send := func() (any, error) {
-		cmd := redis.NewCmd(ctx, args...)
-		cmd.SetFirstKeyPos(pos)
-		_ = c.rdb.Process(ctx, cmd)
-		return cmd.Result()
-	}
-	reply, err := send()
-	if c.cluster == nil || err == nil {
-		return reply, err
-	}
-	for i := 0; i < maxMoved && isMoved(err); i++ {
-		c.cluster.ReloadState(ctx)
-		t := time.NewTimer(time.Duration(10<<i) * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
-		}
-		reply, err = send()
-	}
-	var rerr redis.Error
-	if err != nil && (!errors.As(err, &rerr) || isMoved(err) || strings.HasPrefix(err.Error(), "CLUSTERDOWN")) {
-		c.cluster.ReloadState(ctx)
-	}
-	return reply, err
-}
 
 // memoryTotal reads total_graph_sz_mb from a GRAPH.MEMORY USAGE reply (a
 // flat list of names and values in RESP2, a map in RESP3) and converts it

@@ -396,6 +396,15 @@ func TestDropScope(t *testing.T) {
 	}))
 	require.Equal(t, n+1, count(t, c, g, "(:T)"), "the write ran exactly once")
 
+	// A pool whose user another process deleted does not create the user
+	// again when it closes (removing a password the server does not have
+	// fails, and ACL SETUSER then changes nothing).
+	c2 := open(t, db, falkor.Options{})
+	require.NoError(t, c2.WithScope(ctx, s, func(sc *falkor.Client) error { return sc.Ping(ctx) }))
+	require.NoError(t, other.DropScope(ctx, s.User))
+	require.NoError(t, c2.Close())
+	require.NotContains(t, aclUsers(t, rdb), s.User)
+
 	t.Run("refused users", func(t *testing.T) {
 		admin, pass := db.Namespace()+"-admin", "pw-"+db.Namespace()
 		require.NoError(t, rdb.Do(ctx, "ACL", "SETUSER", admin, "reset", "on", ">"+pass, "~*", "&*", "+@all").Err())
