@@ -71,7 +71,6 @@ func (c *Client) GraphMemory(ctx context.Context, graph string) (int64, error) {
 	return memoryTotal(reply)
 }
 
-
 // memoryTotal reads total_graph_sz_mb from a GRAPH.MEMORY USAGE reply (a
 // flat list of names and values in RESP2, a map in RESP3) and converts it
 // to bytes.
