@@ -91,10 +91,25 @@
 // [Client.WithScope] sets scoped users up on every node, replicas included
 // (ACL users are not replicated), and reads the slot map for them with the
 // administrator's connection (CLUSTER SLOTS is not among [ScopeCommands]).
-// A node restarted without the user answers WRONGPASS, and a scoped pool
-// whose call failed with ErrUnavailable (e.g. its slot map still named a
-// failed primary) is dropped: in both cases the next call sets the user up
-// again, which needs every node listed in the slot map to answer.
+// A node restarted without the user answers WRONGPASS before the command
+// is sent: the call sets the user up again and runs once more. A scoped
+// pool whose call failed with ErrUnavailable (e.g. its slot map still named
+// a failed primary) is dropped, and the next call sets the user up again;
+// both need every node listed in the slot map to answer.
+//
+// # Copies, backups and quotas
+//
+// [Client.DumpGraph] and [Client.RestoreGraph] move a graph as a DUMP
+// payload, to back it up into a file or into another server. A payload
+// carries the graph's name and is restored only under that key: on
+// FalkorDB 4.16 a payload restored under another key doubles counts, breaks
+// writes or crashes the server, so RestoreGraph refuses it with
+// [ErrInvalidPayload]. [Client.CopyGraph] copies with GRAPH.COPY; in a
+// cluster both keys must share a hash slot (a backup key such as
+// "backup:{acme_users}" does), else it fails with [ErrCrossSlot].
+// [Client.GraphExists] and [Client.GraphMemory] (GRAPH.MEMORY USAGE, whole
+// MiB) answer the quota questions of tenancy's plans; [Client.DropScope]
+// deletes a scoped user when its tenant is erased.
 //
 // # Primary and replicas
 //

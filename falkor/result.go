@@ -21,8 +21,9 @@ type Result struct {
 	Rows [][]any `json:"rows"`
 	// Stats are the query statistics reported by the server.
 	Stats Stats `json:"stats"`
-	// Truncated reports that the query returned more than Options.MaxRows
-	// rows and only the first MaxRows are in Rows.
+	// Truncated reports that the query returned more rows than the cap
+	// (Options.MaxRows, or the lower cap of ToolOptions.MaxRows for a tool
+	// call) and only the first rows up to the cap are in Rows.
 	Truncated bool `json:"truncated"`
 }
 
