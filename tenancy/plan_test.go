@@ -557,3 +557,30 @@ func TestResultCacheRace(t *testing.T) {
 	big.put(k, "p", nil, seq, &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", 100)}}}, 0)
 	require.Zero(t, big.Len())
 }
+
+// TestQuotaWithoutStoreFailsClosed: a plan with quotas and no GraphStore
+// refuses the writes the quotas apply to; reads still run.
+func TestQuotaWithoutStoreFailsClosed(t *testing.T) {
+	p := &Policy{Plans: map[string]*Plan{"q": {Name: "q", MaxGraphs: 5}}, DefaultPlan: "q"}
+	var events []*Event
+	var mu sync.Mutex
+	e := planEnv(t, Config{Plans: p, Auditor: AuditFunc(func(_ context.Context, ev *Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		cp := *ev
+		events = append(events, &cp)
+	})})
+	cs := e.connect(acmeRW)
+	res, err := callTool(t, cs, "falkordb_query", map[string]any{"graphName": "users", "query": "CREATE ()"})
+	require.NoError(t, err)
+	require.True(t, res.IsError)
+	require.Contains(t, text(res), "the tenant's quotas could not be checked")
+	require.Zero(t, e.rec.count(), "the write did not run")
+	mu.Lock()
+	require.ErrorIs(t, events[len(events)-1].Err, ErrQuotaCheck)
+	require.Equal(t, "quota_check", events[len(events)-1].Class)
+	mu.Unlock()
+	res, err = callTool(t, cs, "falkordb_ro_query", map[string]any{"graphName": "users", "query": "RETURN 1"})
+	require.NoError(t, err)
+	require.False(t, res.IsError, text(res))
+}
