@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -33,6 +34,13 @@ var benchConfigs = []struct {
 	{"tenancy", &Config{Identify: benchIdentify}},
 	{"tenancy+limits", &Config{Identify: benchIdentify, Limits: func(*Identity) Limit { return Limit{Rate: 1e9, Burst: 1e9, Concurrent: 1e6} }}},
 	{"tenancy+audit", &Config{Identify: benchIdentify, Auditor: NewSlogAuditor(slog.New(slog.NewJSONHandler(io.Discard, nil)), nil)}},
+	// A plan with an allow-list, scopes and a rate limit (no quotas, which
+	// ask the database).
+	{"tenancy+plan", &Config{Identify: benchIdentify, Plans: &Policy{DefaultPlan: "p", Plans: map[string]*Plan{"p": {
+		Name: "p", Graphs: []string{"orders-*", "users"}, Scopes: []string{ScopeRead, ScopeWrite}, Rate: 1e9, Burst: 1e9, Concurrent: 1e6}}}}},
+	// Every call after the first is a cache hit.
+	{"tenancy+cache-hit", &Config{Identify: benchIdentify, Cache: NewResultCache(&CacheOptions{TTL: time.Hour}),
+		Tools: map[string]ToolPolicy{"falkordb_query": {Cacheable: true}}}},
 }
 
 // BenchmarkCallTool measures a whole tools/call over an in-memory transport,
