@@ -92,7 +92,10 @@
 // (ACL users are not replicated), and reads the slot map for them with the
 // administrator's connection (CLUSTER SLOTS is not among [ScopeCommands]).
 // A node restarted without the user answers WRONGPASS before the command
-// is sent: the call sets the user up again and runs once more. A scoped
+// is sent: the call sets the user up again and runs once more (a user
+// deleted by another process, e.g. an erasure, mostly shows the same way; a
+// call that raced the server closing the user's connections fails once with
+// ErrUnavailable instead, since it may have been sent). A scoped
 // pool whose call failed with ErrUnavailable (e.g. its slot map still named
 // a failed primary) is dropped, and the next call sets the user up again;
 // both need every node listed in the slot map to answer.
