@@ -19,13 +19,18 @@ import (
 
 // The operator's endpoints, under /admin/ on the main listener, only when
 // ADMIN_TOKEN is set, and only with "Authorization: Bearer <ADMIN_TOKEN>"
-// (a credential of their own: tenants' tokens never reach them):
+// (a credential of their own: tenants' tokens never reach them). Their
+// bodies may be up to 1 GiB (MAX_BODY_BYTES does not apply to them):
 //
 //	GET  /admin/usage?tenant=acme&days=7     a tenant's usage (JSON)
 //	GET  /admin/policy                       this replica's policy version, and what every replica loaded last
 //	GET  /admin/backup?tenant=acme           the tenant's graphs as a backup file
 //	POST /admin/restore?tenant=acme          restore a backup file (the body)
 //	POST /admin/erase?tenant=acme&confirm=acme   erase everything the tenant owns
+
+// adminMaxBody is the largest request body of the admin endpoints (a
+// backup file to restore), held in memory while it is restored.
+const adminMaxBody = 1 << 30
 
 // policyVersionsKey is the hash in the FalkorDB server where each replica
 // records the version of the policy it runs: replica → "version unix-time".

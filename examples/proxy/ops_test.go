@@ -90,7 +90,8 @@ func snapshot(t *testing.T, cs *mcp.ClientSession) []string {
 func TestBackupEraseRestore(t *testing.T) {
 	db := falkortest.Start(t)
 	iss := newIssuer(t)
-	tp := startProxy(t, db, merge(iss.env(), map[string]string{"ADMIN_TOKEN": adminToken, "RATE_LIMIT": "1000/s"}))
+	// MAX_BODY_BYTES binds MCP requests, not the admin endpoints' backups.
+	tp := startProxy(t, db, merge(iss.env(), map[string]string{"ADMIN_TOKEN": adminToken, "RATE_LIMIT": "1000/s", "MAX_BODY_BYTES": "4096"}))
 	ta, tb := tenants(db)
 	a := connect(t, tp.url, "streamable", iss.token(ta, "read write admin"))
 	b := connect(t, tp.url, "streamable", iss.token(tb, "read write"))
@@ -111,6 +112,7 @@ func TestBackupEraseRestore(t *testing.T) {
 	code, backup := admin(t, "GET", tp.url+"/admin/backup?tenant="+ta, nil)
 	require.Equal(t, http.StatusOK, code, backup)
 	require.Contains(t, backup, `"format": "tenantgraph-backup/1"`)
+	require.Greater(t, len(backup), 4096)
 	require.NotContains(t, backup, tb, "only the tenant's graphs")
 
 	require.NoError(t, tp.usage.Flush(context.Background()))

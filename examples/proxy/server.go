@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -505,14 +506,22 @@ func (p *proxy) buildHTTP() error {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", p.readyz)
-	if cfg.AdminToken != "" {
-		mux.Handle("/admin/", p.adminHandler())
-	}
 	if p.metricsLn == nil {
 		mux.Handle("GET /metrics", p.metrics.Handler())
 	}
 
 	var h http.Handler = http.MaxBytesHandler(mux, cfg.MaxBodyBytes)
+	if cfg.AdminToken != "" {
+		// The operator's endpoints take backup files: their own body limit.
+		admin, limited := http.MaxBytesHandler(p.adminHandler(), adminMaxBody), h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/admin/") {
+				admin.ServeHTTP(w, r)
+				return
+			}
+			limited.ServeHTTP(w, r)
+		})
+	}
 	if publicHost != "" {
 		h = checkHost(publicHost, h)
 	}
