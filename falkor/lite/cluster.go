@@ -283,8 +283,8 @@ func ownSlots(ctx context.Context, c *redis.Client) (map[int]bool, error) {
 }
 
 // WaitHealthy waits until every running node reports cluster_state:ok, all of them
-// agree on which node serves which slots (every slot served), and every running replica
-// has its link to its primary up. Use it after a failover or a Restart. Killed nodes
+// agree on which node serves which slots (every slot served) and list every other running
+// node in CLUSTER SLOTS, and every running replica has its link to its primary up. Use it after a failover or a Restart. Killed nodes
 // are left out.
 func (cl *Cluster) WaitHealthy(ctx context.Context) error {
 	return poll(ctx, func() error {
@@ -306,6 +306,14 @@ func (cl *Cluster) WaitHealthy(ctx context.Context) error {
 				m, err := slotMap(ctx, c)
 				if err != nil {
 					return err
+				}
+				// Every running replica is listed, so that clients that
+				// reach "every node" through the slot map reach it too
+				// (a replica is listed once its offset is gossiped).
+				for j, r := range cl.nodes {
+					if r.running() && r != nd && !strings.Contains(m, " "+r.addr) {
+						return fmt.Errorf("node %d does not list node %d", i, j)
+					}
 				}
 				if ref == "" {
 					ref = m
@@ -329,8 +337,8 @@ func (cl *Cluster) WaitHealthy(ctx context.Context) error {
 	})
 }
 
-// slotMap is a canonical text of the node's view: "first-last primary-addr" per range,
-// sorted, covering every slot.
+// slotMap is a canonical text of the node's view: "first-last primary-addr replica-addrs"
+// per range, sorted, covering every slot.
 func slotMap(ctx context.Context, c *redis.Client) (string, error) {
 	slots, err := c.ClusterSlots(ctx).Result()
 	if err != nil {
@@ -343,7 +351,16 @@ func slotMap(ctx context.Context, c *redis.Client) (string, error) {
 			return "", errors.New("slot range without a node")
 		}
 		covered += s.End - s.Start + 1
-		lines = append(lines, fmt.Sprintf("%05d-%05d %s", s.Start, s.End, s.Nodes[0].Addr))
+		line := fmt.Sprintf("%05d-%05d %s", s.Start, s.End, s.Nodes[0].Addr)
+		var replicas []string
+		for _, r := range s.Nodes[1:] {
+			replicas = append(replicas, r.Addr)
+		}
+		sort.Strings(replicas)
+		for _, r := range replicas {
+			line += " " + r
+		}
+		lines = append(lines, line)
 	}
 	if covered != numSlots {
 		return "", fmt.Errorf("%d of %d slots served", covered, numSlots)
