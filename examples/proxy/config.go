@@ -90,6 +90,11 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	SessionTimeout    time.Duration // idle stateful sessions
 
+	// FastPath serves stateless tools/call POSTs without the go-sdk's
+	// per-request session (fastpath.go); false sends everything through
+	// the SDK's handler.
+	FastPath bool
+
 	// Tenant operations. PolicyFile holds per-tenant plans (reloaded on
 	// SIGHUP and, every PolicyWatch, when it changed); Usage counts calls
 	// per tenant in the FalkorDB server; AdminToken enables /admin/;
@@ -185,6 +190,7 @@ var options = []option{
 	{flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT", def: "30s", usage: "time calls in flight get to finish on SIGINT/SIGTERM"},
 	{flag: "session-timeout", env: "SESSION_TIMEOUT", def: "30m", usage: "idle stateful sessions are closed after this"},
 
+	{flag: "fast-path", env: "FAST_PATH", def: "true", isBool: true, usage: "answer stateless tools/call POSTs of the falkor tools without the go-sdk's per-request session (same replies, about a third of the CPU); false: always the SDK's handler"},
 	{flag: "policy", env: "POLICY_FILE", usage: "per-tenant plans (JSON): allowed graphs, scopes, rate limits, quotas, timeouts, rows; replaces RATE_LIMIT, RATE_BURST and CONCURRENCY_LIMIT; reloaded on SIGHUP and when it changes"},
 	{flag: "policy-watch", env: "POLICY_WATCH", def: "5s", usage: "how often to look for changes of POLICY_FILE (0: only on SIGHUP)"},
 	{flag: "usage", env: "USAGE", def: "true", isBool: true, usage: "count calls, errors, rows and query time per tenant, tool and day in the FalkorDB server (shared by replicas); false: off"},
@@ -562,6 +568,10 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 		if c.WriteTimeout <= c.QueryTimeout {
 			return fail(s.bad("WRITE_TIMEOUT", "must be longer than QUERY_TIMEOUT (%v), or answers to long queries are cut off", c.QueryTimeout))
 		}
+	}
+
+	if c.FastPath, err = s.bool("FAST_PATH"); err != nil {
+		return fail(err)
 	}
 
 	// Tenant operations.

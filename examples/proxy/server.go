@@ -141,7 +141,7 @@ func newProxy(ctx context.Context, cfg *config, log *slog.Logger, hook ...mcp.Mi
 	// The MCP server: tools, then the middleware, outermost first: in-flight
 	// tracking, result fix-up, tenancy, then the test hook (added earlier,
 	// so it runs inside).
-	p.server = mcp.NewServer(&mcp.Implementation{Name: "tenantgraph-proxy", Title: "tenantgraph FalkorDB proxy", Version: version},
+	p.server = mcp.NewServer(proxyImplementation,
 		&mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{}})
 	if cfg.upstream() {
 		c, err := addUpstreamTools(ctx, p.server, cfg)
@@ -468,12 +468,13 @@ func (p *proxy) buildHTTP() error {
 		u, _ := url.Parse(cfg.PublicURL)
 		publicHost = u.Host
 	}
-	streamable := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+	sopts := mcp.StreamableHTTPOptions{
 		Stateless:                  cfg.Stateless,
 		MaxRequestBodyBytes:        cfg.MaxBodyBytes,
 		SessionTimeout:             cfg.SessionTimeout,
 		DisableLocalhostProtection: publicHost != "", // checkHost does it
-	})
+	}
+	streamable := mcp.NewStreamableHTTPHandler(getServer, &sopts)
 	sse := mcp.NewSSEHandler(getServer, &mcp.SSEOptions{
 		MaxRequestBodyBytes:        cfg.MaxBodyBytes,
 		DisableLocalhostProtection: publicHost != "",
@@ -495,7 +496,7 @@ func (p *proxy) buildHTTP() error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", p.metrics.countMissingTokens(
-		authn.RequireBearer(p.verifier, &authn.BearerOptions{ResourceMetadataURL: mcpMeta})(streamable)))
+		authn.RequireBearer(p.verifier, &authn.BearerOptions{ResourceMetadataURL: mcpMeta})(p.newProxyFastPath(streamable, sopts))))
 	mux.Handle("/sse", p.metrics.countMissingTokens(
 		authn.RequireBearer(p.verifier, &authn.BearerOptions{ResourceMetadataURL: sseMeta})(tenancy.GuardSSE(sse, nil))))
 	mux.Handle("/.well-known/oauth-protected-resource", meta(p.baseURL))
