@@ -46,6 +46,7 @@ type options struct {
 	profileCalls          int
 	profileWorkload       string
 	proxyBin              string
+	proxyOverlay          string
 	proxyLogLevel         string
 	interop               string
 	fastmcpReuse          bool
@@ -68,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.profileCalls, "profile-calls", 6000, "calls during the profile")
 	fs.StringVar(&o.profileWorkload, "profile-workload", "lookup", "workload during the profile")
 	fs.StringVar(&o.proxyBin, "proxy-bin", "", "a prebuilt examples/proxy binary (default: go build it)")
+	fs.StringVar(&o.proxyOverlay, "proxy-overlay", "", "a go build -overlay file for building examples/proxy (and its profiled build): try a change without touching the tree")
 	fs.StringVar(&o.proxyLogLevel, "proxy-log-level", "info", "LOG_LEVEL of the proxy (info writes an access and an audit line per call, as deployed)")
 	fs.StringVar(&o.interop, "interop", "", "interop install directory (default $TENANTGRAPH_INTEROP_DIR, else <user cache>/tenantgraph/interop)")
 	fs.BoolVar(&o.fastmcpReuse, "fastmcp-reuse", false, "run (e) with PROXY_REUSE_UPSTREAM=1 (one upstream session) instead of FastMCP's default")

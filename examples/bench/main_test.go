@@ -75,6 +75,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "proxy env", args: []string{"-proxy-env", "GOGC=400", "-proxy-env", "GOMAXPROCS=1"}, want: func(t *testing.T, o options) {
 			require.Equal(t, []string{"GOGC=400", "GOMAXPROCS=1"}, o.proxyEnv)
 		}},
+		{name: "proxy overlay", args: []string{"-proxy-overlay", "ov.json"}, want: func(t *testing.T, o options) {
+			require.Equal(t, "ov.json", o.proxyOverlay)
+		}},
 		{name: "unknown system", args: []string{"-only", "z"}, wantErr: `unknown system "z"`},
 		{name: "bad concurrency", args: []string{"-concurrency", "1,x"}, wantErr: "-concurrency"},
 		{name: "zero calls", args: []string{"-calls", "0"}, wantErr: "-calls"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,9 +85,20 @@ func (b *bench) profileProxy(ctx context.Context) (string, error) {
 	if err := os.WriteFile(hook, []byte(profileHook), 0o644); err != nil {
 		return "", err
 	}
-	ov, _ := json.Marshal(map[string]any{"Replace": map[string]string{
-		filepath.Join(b.modRoot, "examples", "proxy", "zz_bench_pprof.go"): hook,
-	}})
+	replace := map[string]string{}
+	if b.opts.proxyOverlay != "" { // the user's overlay, plus the hook
+		var user struct{ Replace map[string]string }
+		data, err := os.ReadFile(b.opts.proxyOverlay)
+		if err == nil {
+			err = json.Unmarshal(data, &user)
+		}
+		if err != nil {
+			return "", fmt.Errorf("-proxy-overlay: %w", err)
+		}
+		maps.Copy(replace, user.Replace)
+	}
+	replace[filepath.Join(b.modRoot, "examples", "proxy", "zz_bench_pprof.go")] = hook
+	ov, _ := json.Marshal(map[string]any{"Replace": replace})
 	ovFile := filepath.Join(b.dir, "overlay.json")
 	if err := os.WriteFile(ovFile, ov, 0o644); err != nil {
 		return "", err

@@ -200,6 +200,12 @@ func (rep *report) args() string {
 	for _, e := range o.proxyEnv {
 		a += " -proxy-env " + e
 	}
+	if o.proxyBin != "" {
+		a += " -proxy-bin BIN"
+	}
+	if o.proxyOverlay != "" {
+		a += " -proxy-overlay FILE"
+	}
 	return a
 }
 

@@ -147,7 +147,11 @@ func (b *bench) buildProxy(ctx context.Context) (string, error) {
 		b.proxyBin = b.opts.proxyBin
 	} else {
 		bin := filepath.Join(b.dir, "proxy")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./examples/proxy")
+		args := []string{"build", "-o", bin}
+		if b.opts.proxyOverlay != "" {
+			args = append(args, "-overlay", b.opts.proxyOverlay)
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, "./examples/proxy")...)
 		cmd.Dir = b.modRoot
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.proxyErr = fmt.Errorf("go build ./examples/proxy: %v: %s", err, strings.TrimSpace(string(out)))
