@@ -579,6 +579,20 @@ func TestResourcesAndPromptsRefused(t *testing.T) {
 		require.NotNil(t, caps.Resources)
 		require.NotNil(t, caps.Prompts)
 	})
+	t.Run("allowed, but not to a tenant without a plan", func(t *testing.T) {
+		e := newEnv(t, Config{AllowMethods: []string{"resources/list"},
+			Plans: &Policy{Plans: map[string]*Plan{"p": {Name: "p"}}, Tenants: map[string]string{"bob": "p"}}})
+		e.srv.AddResource(&mcp.Resource{URI: "graph://x", Name: "x"}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return nil, errors.New("unreachable")
+		})
+		_, err := e.connect(acmeAdmin).ListResources(context.Background(), nil)
+		require.Error(t, err)
+		require.Equal(t, int64(CodeUnauthenticated), rpcCode(t, err))
+		require.Contains(t, err.Error(), "no plan of this server admits the tenant")
+		lr, err := e.connect(ident("bob", ScopeRead)).ListResources(context.Background(), nil)
+		require.NoError(t, err)
+		require.Len(t, lr.Resources, 1)
+	})
 }
 
 func TestOpaqueSubjects(t *testing.T) {

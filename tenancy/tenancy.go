@@ -841,6 +841,14 @@ func (m *middleware) sideDoor(ctx context.Context, next mcp.MethodHandler, metho
 		c.audit(ctx, OutcomeRefused, err)
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: fmt.Sprintf("method %q is not available on this server", method)}
 	}
+	id, pl, err := m.plan(id)
+	if err != nil {
+		c.audit(ctx, OutcomeRefused, err)
+		return nil, &jsonrpc.Error{Code: CodeUnauthenticated, Message: "permission denied: no plan of this server admits the tenant; request id " + c.requestID()}
+	}
+	if pl != nil {
+		ctx = WithPlan(ctx, pl)
+	}
 	ctx = NewContext(ctx, id)
 	res, err := next(ctx, method, req)
 	cl := cleaner{r: m.r, tenant: id.Tenant, prefix: prefix, known: m.policies, extra: m.reveals}
