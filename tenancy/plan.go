@@ -42,6 +42,9 @@ type Plan struct {
 	// MaxGraphs caps the number of graphs the tenant holds: a call to a
 	// tool that writes ([ToolPolicy].Writes) naming a graph that does not
 	// exist yet is refused when the tenant holds MaxGraphs graphs already.
+	// A process runs one such graph-creating call per tenant at a time, so
+	// concurrent calls cannot overshoot the quota together (several
+	// processes still can, by one graph each).
 	MaxGraphs int
 
 	// MaxGraphMemory caps the memory of each of the tenant's graphs, and

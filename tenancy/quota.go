@@ -23,7 +23,7 @@ type quotas struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	tenants map[string]*holdings // by physical prefix
+	tenants map[string]*holdings // by physical prefix; one small entry per tenant that wrote
 }
 
 // holdings is what the middleware knows of one tenant's graphs.
