@@ -550,3 +550,52 @@ func TestFastPathLimited(t *testing.T) {
 		require.Equal(t, normalize(want.body), normalize(got.body))
 	}
 }
+
+// FuzzParseFastCall: whatever the fast path's parser accepts, encoding/json
+// (the SDK's reading, up to its decoder's details) reads as the same call:
+// valid JSON, the same id, method, tool name, arguments and _meta.
+func FuzzParseFastCall(f *testing.F) {
+	for _, s := range []string{
+		rpc("12", "falkordb_ro_query", `{"graphName":"g","query":"RETURN 1"}`, stdMeta),
+		rpc(`"a-1"`, "falkordb_query", `{"graphName":"g","query":"CREATE ()","parameters":{"x":[1,2.5,"é",null,true]}}`, stdMeta),
+		rpc("-7", "x", `{"a":{"b":{"c":[{}]}}}`, `{"io.modelcontextprotocol/logLevel":"info"}`),
+		rpc("1", "x", `{"a":"\u00e9\n"}`, stdMeta),
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{},"_meta":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","name":"y","arguments":{},"_meta":{}}}`,
+		`{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"x","arguments":{},"_meta":{}}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, ok := parseFastCall(body)
+		if !ok {
+			return
+		}
+		require.True(t, json.Valid(body))
+		var env struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      any             `json:"id"`
+			Method  string          `json:"method"`
+			Params  json.RawMessage `json:"params"`
+		}
+		require.NoError(t, json.Unmarshal(body, &env))
+		require.Equal(t, "2.0", env.JSONRPC)
+		require.Equal(t, "tools/call", env.Method)
+		var params map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(env.Params, &params))
+		require.Len(t, params, 3, "name, arguments and _meta, nothing else")
+		var name string
+		require.NoError(t, json.Unmarshal(params["name"], &name))
+		require.Equal(t, name, c.name)
+		require.JSONEq(t, string(params["arguments"]), string(c.args))
+		require.JSONEq(t, string(params["_meta"]), string(c.metaRaw))
+		switch id := c.id.Raw().(type) {
+		case int64:
+			require.Equal(t, float64(id), env.ID)
+		case string:
+			require.Equal(t, id, env.ID)
+		default:
+			t.Fatalf("id %T", id)
+		}
+	})
+}

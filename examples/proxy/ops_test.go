@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tenantgraph/tenantgraph/falkor/falkortest"
 	"github.com/tenantgraph/tenantgraph/falkor/lite"
+	"github.com/tenantgraph/tenantgraph/graphname"
 )
 
 const adminToken = "test-admin-token-0123456789abcdef0123456789"
@@ -283,4 +286,44 @@ func TestUsageAcrossReplicas(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	code, _ = admin(t, "GET", p1.url+"/admin/usage?tenant="+ta+"&days=0", nil)
 	require.Equal(t, http.StatusBadRequest, code)
+}
+
+// FuzzReadBackup: a backup file is accepted only when every graph's
+// checksum holds and its key is the one the resolver gives for the file's
+// tenant and the graph's name, each key once.
+func FuzzReadBackup(f *testing.F) {
+	r := graphname.Default()
+	good := func(tenant string, graphs ...string) string {
+		bf := backupFile{Format: backupFormat, Tenant: tenant, Graphs: []backupGraph{}}
+		for _, g := range graphs {
+			key, _ := r.Resolve(tenant, g)
+			dump := []byte("payload of " + key)
+			sum := sha256.Sum256(dump)
+			bf.Graphs = append(bf.Graphs, backupGraph{Graph: g, Key: key, SHA256: hex.EncodeToString(sum[:]), Dump: dump})
+		}
+		b, _ := json.Marshal(bf)
+		return string(b)
+	}
+	f.Add(good("acme", "users", "orders"))
+	f.Add(good("acme"))
+	f.Add(strings.Replace(good("acme", "users"), `"key":"acme_users"`, `"key":"bob_users"`, 1))
+	f.Add(strings.Replace(good("acme", "users"), `"format":"tenantgraph-backup/1"`, `"format":"x"`, 1))
+	f.Add(good("acme", "users", "users"))
+	f.Fuzz(func(t *testing.T, data string) {
+		bf, err := readBackup(r, strings.NewReader(data))
+		if err != nil {
+			return
+		}
+		require.Equal(t, backupFormat, bf.Format)
+		seen := map[string]bool{}
+		for _, g := range bf.Graphs {
+			key, err := r.Resolve(bf.Tenant, g.Graph)
+			require.NoError(t, err)
+			require.Equal(t, key, g.Key)
+			require.False(t, seen[key])
+			seen[key] = true
+			sum := sha256.Sum256(g.Dump)
+			require.Equal(t, hex.EncodeToString(sum[:]), g.SHA256)
+		}
+	})
 }
