@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tenantgraph/tenantgraph/falkor"
+	"github.com/tenantgraph/tenantgraph/tenancy"
 )
 
 // The operator's endpoints, under /admin/ on the main listener, only when
@@ -95,13 +96,17 @@ func (p *proxy) adminHandler() http.Handler {
 		days := 7
 		if v := r.URL.Query().Get("days"); v != "" {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 400 {
-				adminError(w, http.StatusBadRequest, "days: want 1 to 400")
+			if err != nil || n < 1 {
+				adminError(w, http.StatusBadRequest, "days: want a number from 1 to the retention in days")
 				return
 			}
 			days = n
 		}
 		rep, err := p.usage.Report(r.Context(), t, days)
+		if errors.Is(err, tenancy.ErrUsageDays) {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		if err != nil {
 			p.log.Warn("admin usage", "err", err.Error())
 			adminError(w, http.StatusServiceUnavailable, "the usage store is unavailable")

@@ -275,17 +275,30 @@ func TestUsageAcrossReplicas(t *testing.T) {
 	require.EqualValues(t, 1, rep.Days[0].Tools["falkordb_query"].Calls)
 
 	// The tenant's own tool reports its usage only.
-	res := mustCall(t, b, "tenant_usage", map[string]any{"days": 1})
-	require.NotContains(t, text(res), "101")
-	require.NotContains(t, text(res), ta)
-	res = mustCall(t, c2, "tenant_usage", map[string]any{"days": 1})
-	require.Contains(t, structured(t, res), `"calls":101`)
+	own := func(cs *mcp.ClientSession, other string) (tenant string, calls int64) {
+		res := mustCall(t, cs, "tenant_usage", map[string]any{"days": 1})
+		require.NotContains(t, text(res)+structured(t, res), other)
+		var r struct {
+			Tenant string
+			Total  struct{ Calls int64 }
+		}
+		require.NoError(t, json.Unmarshal([]byte(structured(t, res)), &r))
+		return r.Tenant, r.Total.Calls
+	}
+	tenant, n := own(b, ta)
+	require.Equal(t, tb, tenant)
+	require.EqualValues(t, 1, n, "b's own call only")
+	tenant, n = own(c2, tb)
+	require.Equal(t, ta, tenant)
+	require.EqualValues(t, 101, n)
 
 	// Bad admin requests.
 	code, _ := admin(t, "GET", p1.url+"/admin/usage?tenant=", nil)
 	require.Equal(t, http.StatusBadRequest, code)
 	code, _ = admin(t, "GET", p1.url+"/admin/usage?tenant="+ta+"&days=0", nil)
 	require.Equal(t, http.StatusBadRequest, code)
+	code, body := admin(t, "GET", p1.url+"/admin/usage?tenant="+ta+"&days=100000", nil)
+	require.Equal(t, http.StatusBadRequest, code, body)
 }
 
 // FuzzReadBackup: a backup file is accepted only when every graph's
