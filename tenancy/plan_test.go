@@ -382,18 +382,42 @@ func TestPolicyFileWatch(t *testing.T) {
 	f, err := OpenPolicyFile(path)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	reports := make(chan error, 10)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f.Watch(ctx, 10*time.Millisecond, func(changed bool, err error) { reports <- err })
 	}()
+	next := func() error {
+		t.Helper()
+		select {
+		case err := <-reports:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the change was not seen")
+			return nil
+		}
+	}
 	writePolicy(t, path, `{"defaultPlan": "a", "plans": {"a": {"graphs": ["xy"]}}}`)
-	require.NoError(t, <-reports)
+	require.NoError(t, next())
 	require.Equal(t, []string{"xy"}, f.Policy().Plans["a"].Graphs)
 	writePolicy(t, path, `{"defaultPlan": "a", "plans": {"a": {"graphs": ["xyz"], "nope": 1}}}`)
-	require.ErrorIs(t, <-reports, ErrInvalidPolicy)
+	require.ErrorIs(t, next(), ErrInvalidPolicy)
 	require.Equal(t, []string{"xy"}, f.Policy().Plans["a"].Graphs, "the bad file keeps the old policy")
+	// Another file renamed over it with the same size and modification
+	// time (as a ConfigMap update may look) is seen too.
+	writePolicy(t, path, `{"defaultPlan": "a", "plans": {"a": {"graphs": ["yx"]}}}`)
+	require.NoError(t, next())
+	require.Equal(t, []string{"yx"}, f.Policy().Plans["a"].Graphs)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	tmp := path + ".new"
+	require.NoError(t, os.WriteFile(tmp, []byte(`{"defaultPlan": "a", "plans": {"a": {"graphs": ["zw"]}}}`+strings.Repeat(" ", int(st.Size())-56)), 0o600))
+	require.NoError(t, os.Chtimes(tmp, st.ModTime(), st.ModTime()))
+	require.NoError(t, os.Rename(tmp, path))
+	require.NoError(t, next())
+	require.Equal(t, []string{"zw"}, f.Policy().Plans["a"].Graphs)
 	cancel()
 	<-done // Watch returns when its context ends
 }

@@ -261,8 +261,7 @@ type PolicyFile struct {
 type loadedPolicy struct {
 	p       *Policy
 	version string
-	mod     time.Time
-	size    int64
+	st      os.FileInfo // of the file read
 }
 
 // OpenPolicyFile reads and checks the policy file at path.
@@ -304,19 +303,20 @@ func (f *PolicyFile) Reload() (changed bool, err error) {
 	version := hex.EncodeToString(sum[:])
 	old := f.cur.Load()
 	if old != nil && old.version == version {
-		f.cur.Store(&loadedPolicy{p: old.p, version: version, mod: st.ModTime(), size: st.Size()})
+		f.cur.Store(&loadedPolicy{p: old.p, version: version, st: st})
 		return false, nil
 	}
 	p, err := ParsePolicy(data)
 	if err != nil {
 		return false, fmt.Errorf("policy file %s: %w", f.path, err)
 	}
-	f.cur.Store(&loadedPolicy{p: p, version: version, mod: st.ModTime(), size: st.Size()})
+	f.cur.Store(&loadedPolicy{p: p, version: version, st: st})
 	return true, nil
 }
 
 // Watch checks the file every interval until ctx ends and reloads it when
-// its modification time or size changed. It calls report (if not nil) after
+// it changed: another file renamed over it (as deployment tools and
+// Kubernetes ConfigMaps do), or another modification time or size. It calls report (if not nil) after
 // each reload attempt, with the error of a failed one. Watch returns when ctx
 // is done.
 func (f *PolicyFile) Watch(ctx context.Context, interval time.Duration, report func(changed bool, err error)) {
@@ -331,7 +331,7 @@ func (f *PolicyFile) Watch(ctx context.Context, interval time.Duration, report f
 		}
 		cur := f.cur.Load()
 		st, err := os.Stat(f.path)
-		if err == nil && st.ModTime().Equal(cur.mod) && st.Size() == cur.size {
+		if err == nil && unchanged(cur.st, st) {
 			continue
 		}
 		changed, err := f.Reload()
@@ -346,4 +346,9 @@ func (f *PolicyFile) Watch(ctx context.Context, interval time.Duration, report f
 			report(changed, err)
 		}
 	}
+}
+
+// unchanged reports whether the file at path is still the one read.
+func unchanged(read, now os.FileInfo) bool {
+	return os.SameFile(read, now) && now.ModTime().Equal(read.ModTime()) && now.Size() == read.Size()
 }
