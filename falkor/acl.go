@@ -244,9 +244,7 @@ func (ss *scopeSet) adminDo(ctx context.Context, args ...any) error {
 // without the user) or the server no longer accepts the user's password.
 // The next call then sets the user up again.
 func staleScope(err error) bool {
-	var qe *QueryError
-	return errors.Is(err, ErrUnavailable) ||
-		errors.As(err, &qe) && (strings.HasPrefix(qe.Message, "WRONGPASS") || strings.HasPrefix(qe.Message, "NOAUTH"))
+	return errors.Is(err, ErrUnavailable) || authRefused(err)
 }
 
 // invalidate removes e from the set; it closes when its calls end.

@@ -47,13 +47,6 @@ func (q *quotas) of(prefix string) *holdings {
 	return h
 }
 
-// forget drops what is known of the tenant (after it was erased).
-func (q *quotas) forget(prefix string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	delete(q.tenants, prefix)
-}
-
 func checkFailed(err error) error {
 	return fmt.Errorf("%w: %w", ErrQuotaCheck, err)
 }
@@ -65,7 +58,6 @@ func (q *quotas) before(ctx context.Context, pl *Plan, tenant, prefix string, ke
 		return nil, checkFailed(fmt.Errorf("plan %q has quotas but the middleware has no GraphStore", pl.Name))
 	}
 	h := q.of(prefix)
-	done = func() {}
 	keys = uniq(keys)
 	var fresh []string
 	for _, k := range keys {
@@ -77,19 +69,30 @@ func (q *quotas) before(ctx context.Context, pl *Plan, tenant, prefix string, ke
 			fresh = append(fresh, k)
 		}
 	}
+	done = func() {}
 	if pl.MaxGraphs > 0 && len(fresh) > 0 {
 		// One creation at a time per tenant in this process, so that
 		// concurrent calls cannot each see room for one more graph.
 		h.create.Lock()
 		done = h.create.Unlock
-		n, err := q.countGraphs(ctx, tenant)
+	}
+	if err := q.check(ctx, pl, h, tenant, keys, fresh); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
+}
+
+// check compares what the tenant holds with the quotas of pl; fresh are the
+// keys the write would create.
+func (q *quotas) check(ctx context.Context, pl *Plan, h *holdings, tenant string, keys, fresh []string) error {
+	if pl.MaxGraphs > 0 && len(fresh) > 0 {
+		held, err := q.tenantKeys(ctx, tenant)
 		if err != nil {
-			done()
-			return nil, checkFailed(err)
+			return checkFailed(err)
 		}
-		if n+len(fresh) > pl.MaxGraphs {
-			done()
-			return nil, &QuotaError{Plan: pl.Name, Quota: "maxGraphs", Limit: int64(pl.MaxGraphs), Used: int64(n)}
+		if n := len(held); n+len(fresh) > pl.MaxGraphs {
+			return &QuotaError{Plan: pl.Name, Quota: "maxGraphs", Limit: int64(pl.MaxGraphs), Used: int64(n)}
 		}
 	}
 	if pl.MaxGraphMemory > 0 {
@@ -99,28 +102,24 @@ func (q *quotas) before(ctx context.Context, pl *Plan, tenant, prefix string, ke
 			}
 			b, err := q.graphBytes(ctx, h, k)
 			if err != nil {
-				done()
-				return nil, checkFailed(err)
+				return checkFailed(err)
 			}
 			if b >= pl.MaxGraphMemory {
-				done()
 				g, _ := q.r.Strip(tenant, k)
-				return nil, &QuotaError{Plan: pl.Name, Quota: "maxGraphMemory", Limit: pl.MaxGraphMemory, Used: b, Graph: g}
+				return &QuotaError{Plan: pl.Name, Quota: "maxGraphMemory", Limit: pl.MaxGraphMemory, Used: b, Graph: g}
 			}
 		}
 	}
 	if pl.MaxTotalMemory > 0 {
 		total, err := q.totalBytes(ctx, h, tenant)
 		if err != nil {
-			done()
-			return nil, checkFailed(err)
+			return checkFailed(err)
 		}
 		if total >= pl.MaxTotalMemory {
-			done()
-			return nil, &QuotaError{Plan: pl.Name, Quota: "maxTotalMemory", Limit: pl.MaxTotalMemory, Used: total}
+			return &QuotaError{Plan: pl.Name, Quota: "maxTotalMemory", Limit: pl.MaxTotalMemory, Used: total}
 		}
 	}
-	return done, nil
+	return nil
 }
 
 // after measures the graphs a write reached, so that the next write sees
@@ -158,12 +157,19 @@ func (q *quotas) deleted(prefix string, keys []string) {
 	h.full = time.Time{}
 }
 
-func (q *quotas) countGraphs(ctx context.Context, tenant string) (int, error) {
+// tenantKeys returns the keys of the tenant's graphs.
+func (q *quotas) tenantKeys(ctx context.Context, tenant string) ([]string, error) {
 	all, err := q.store.ListGraphs(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(q.r.Filter(tenant, all)), nil
+	var keys []string
+	for _, k := range all {
+		if _, ok := q.r.Strip(tenant, k); ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
 }
 
 func (q *quotas) graphBytes(ctx context.Context, h *holdings, key string) (int64, error) {
@@ -195,16 +201,13 @@ func (q *quotas) totalBytes(ctx context.Context, h *holdings, tenant string) (in
 		return total, nil
 	}
 	h.mu.Unlock()
-	all, err := q.store.ListGraphs(ctx)
+	keys, err := q.tenantKeys(ctx, tenant)
 	if err != nil {
 		return 0, err
 	}
 	mem := map[string]int64{}
 	var total int64
-	for _, k := range all {
-		if _, ok := q.r.Strip(tenant, k); !ok {
-			continue
-		}
+	for _, k := range keys {
 		b, err := q.store.GraphMemory(ctx, k)
 		if err != nil {
 			return 0, err
