@@ -482,8 +482,8 @@ func compactRows(t *testing.T, r *mcp.CallToolResult) string {
 	raw, err := json.Marshal(r.StructuredContent)
 	require.NoError(t, err)
 	var out struct {
-		Columns []string `json:"columns"`
-		Rows    [][]any  `json:"rows"`
+		Columns json.RawMessage `json:"columns"`
+		Rows    json.RawMessage `json:"rows"`
 	}
 	require.NoError(t, json.Unmarshal(raw, &out))
 	b, err := json.Marshal(out)

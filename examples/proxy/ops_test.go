@@ -63,17 +63,6 @@ var checkQueries = []struct{ graph, query string }{
 	{"places", "MATCH (c:City {id: 7}) RETURN c"},
 }
 
-// rowsOf returns the columns and rows of a query result as JSON.
-func rowsOf(t *testing.T, res *mcp.CallToolResult) string {
-	t.Helper()
-	var r struct {
-		Columns json.RawMessage `json:"columns"`
-		Rows    json.RawMessage `json:"rows"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(structured(t, res)), &r))
-	return string(r.Columns) + string(r.Rows)
-}
-
 // snapshot returns the data of every check query (columns and rows, not
 // the timing statistics) as JSON.
 func snapshot(t *testing.T, cs *mcp.ClientSession) []string {
@@ -81,7 +70,7 @@ func snapshot(t *testing.T, cs *mcp.ClientSession) []string {
 	var out []string
 	for _, q := range checkQueries {
 		res := mustCall(t, cs, "falkordb_ro_query", map[string]any{"graphName": q.graph, "query": q.query})
-		out = append(out, rowsOf(t, res))
+		out = append(out, compactRows(t, res))
 	}
 	return out
 }
@@ -94,7 +83,7 @@ func TestBackupEraseRestore(t *testing.T) {
 	db := falkortest.Start(t)
 	iss := newIssuer(t)
 	// MAX_BODY_BYTES binds MCP requests, not the admin endpoints' backups.
-	tp := startProxy(t, db, merge(iss.env(), map[string]string{"ADMIN_TOKEN": adminToken, "RATE_LIMIT": "1000/s", "MAX_BODY_BYTES": "4096"}))
+	tp := startProxy(t, db, merge(iss.env(), map[string]string{"ADMIN_TOKEN": adminToken, "RATE_LIMIT": "1000/s", "MAX_BODY_BYTES": "4096", "RESULT_CACHE": "1m"}))
 	ta, tb := tenants(db)
 	a := connect(t, tp.url, "streamable", iss.token(ta, "read write admin"))
 	b := connect(t, tp.url, "streamable", iss.token(tb, "read write"))
@@ -123,6 +112,20 @@ func TestBackupEraseRestore(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, n, "the tenant has usage counters before the erasure")
 
+	// What else the tenant owns: a database user, a cached result.
+	require.True(t, tp.dbACL)
+	aclUser := aclUserPrefix + ta + "_"
+	users := func() []string {
+		u, err := db.Redis(t).Do(context.Background(), "ACL", "USERS").StringSlice()
+		require.NoError(t, err)
+		return u
+	}
+	require.Contains(t, users(), aclUser)
+	cached := map[string]any{"graphName": "people", "query": "MATCH (p:Person) RETURN count(p)"}
+	mustCall(t, a, "falkordb_ro_query", cached)
+	mustCall(t, a, "falkordb_ro_query", cached)
+	require.Positive(t, tp.cache.Len())
+
 	// Erase: refused without confirmation, then complete.
 	code, _ = admin(t, "POST", tp.url+"/admin/erase?tenant="+ta, nil)
 	require.Equal(t, http.StatusBadRequest, code)
@@ -133,6 +136,11 @@ func TestBackupEraseRestore(t *testing.T) {
 	require.ElementsMatch(t, []string{"people", "places"}, e.Graphs)
 	require.True(t, e.UsageKeys)
 	require.Zero(t, e.Remaining)
+	require.True(t, e.DBUser)
+	require.NotContains(t, users(), aclUser, "the tenant's database user is gone")
+	res, err := call(t, a, "falkordb_ro_query", cached)
+	require.NoError(t, err)
+	require.True(t, res.IsError, "the cached result went with the graph: %s", text(res))
 	rdb := db.Redis(t)
 	ctx := context.Background()
 	var left []string
@@ -148,8 +156,8 @@ func TestBackupEraseRestore(t *testing.T) {
 	left = append(left, usageKeys...)
 	require.Empty(t, left, "erasure leaves no key of the tenant")
 	require.Empty(t, listGraphs(t, a))
-	res := mustCall(t, b, "falkordb_ro_query", map[string]any{"graphName": "people", "query": "MATCH (p) RETURN p.id"})
-	require.Equal(t, rowsOf(t, bWant), rowsOf(t, res), "the other tenant is untouched")
+	res = mustCall(t, b, "falkordb_ro_query", map[string]any{"graphName": "people", "query": "MATCH (p) RETURN p.id"})
+	require.Equal(t, compactRows(t, bWant), compactRows(t, res), "the other tenant is untouched")
 
 	// Restore: refused for another tenant and for a damaged file.
 	code, body = admin(t, "POST", tp.url+"/admin/restore?tenant="+tb, strings.NewReader(backup))
