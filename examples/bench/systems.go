@@ -197,6 +197,32 @@ func (b *bench) startProxy(ctx context.Context, name, bin string, env []string) 
 	return c, ep, nil
 }
 
+// proxyTarget starts the proxy binary bin with the bench's environment plus
+// extra, mints the tenant's token and prepares workers speaking flavor f;
+// the target tracks the proxy and then others.
+func (b *bench) proxyTarget(ctx context.Context, name, bin string, extra []string, f mcpFlavor, others ...tracked) (*target, error) {
+	c, ep, err := b.startProxy(ctx, name, bin, b.proxyEnv(extra...))
+	if err != nil {
+		return nil, err
+	}
+	tok, err := b.iss.mint(b.tenant)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	nw, closeIdle, err := mcpWorkers(ep, f, "Bearer "+tok, 16)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	return &target{
+		procs:      append([]tracked{{"proxy", c.Pid()}}, others...),
+		newWorker:  nw,
+		metricsURL: strings.TrimSuffix(ep, "/mcp") + "/metrics",
+		close:      func() { closeIdle(); c.stop() },
+	}, nil
+}
+
 func (b *bench) setupProxy(ctx context.Context, cache bool) (*target, string, error) {
 	bin, err := b.buildProxy(ctx)
 	if err != nil {
@@ -216,28 +242,12 @@ func (b *bench) setupProxy(ctx context.Context, cache bool) (*target, string, er
 		extra = append(extra, "TOKEN_CACHE=on")
 	}
 	extra = append(extra, "FALKORDB_URL="+b.fdbURL())
-	c, ep, err := b.startProxy(ctx, name, bin, b.proxyEnv(extra...))
-	if err != nil {
-		return nil, "", err
-	}
-	tok, err := b.iss.mint(b.tenant)
-	if err != nil {
-		c.stop()
-		return nil, "", err
-	}
 	f := mcpFlavor{ReadTool: "falkordb_ro_query", WriteTool: "falkordb_query", Graph: b.graph, ParamsKey: "parameters", Stateless: true}
-	nw, closeIdle, err := mcpWorkers(ep, f, "Bearer "+tok, 16)
+	t, err := b.proxyTarget(ctx, name, bin, extra, f, b.fdbTracked())
 	if err != nil {
-		c.stop()
 		return nil, "", err
 	}
-	t := &target{
-		procs:        []tracked{{"proxy", c.Pid()}, b.fdbTracked()},
-		newWorker:    nw,
-		uniqueTokens: emulate,
-		metricsURL:   strings.TrimSuffix(ep, "/mcp") + "/metrics",
-		close:        func() { closeIdle(); c.stop() },
-	}
+	t.uniqueTokens = emulate
 	if emulate {
 		t.note = "examples/proxy has no setting for its verified-token cache (authn.Config.Cache is always set), so cache off is emulated: " +
 			"every call carries a freshly minted token, which the proxy verifies in full (the cache then only stores, never answers)"
@@ -347,27 +357,12 @@ func (b *bench) setupUpstream(ctx context.Context) (*target, string, error) {
 	if b.proxyHasCache {
 		extra = append(extra, "TOKEN_CACHE=on")
 	}
-	c, ep, err := b.startProxy(ctx, "proxy-upstream", bin, b.proxyEnv(extra...))
-	if err != nil {
-		return nil, "", err
-	}
-	tok, err := b.iss.mint(b.tenant)
-	if err != nil {
-		c.stop()
-		return nil, "", err
-	}
 	f := mcpFlavor{ReadTool: "query_graph_readonly", WriteTool: "query_graph", Graph: b.graph, ParamsKey: "params", Stateless: true}
-	nw, closeIdle, err := mcpWorkers(ep, f, "Bearer "+tok, 16)
+	t, err := b.proxyTarget(ctx, "proxy-upstream", bin, extra, f, b.officialTracked(), b.fdbTracked())
 	if err != nil {
-		c.stop()
 		return nil, "", err
 	}
-	return &target{
-		procs:      []tracked{{"proxy", c.Pid()}, b.officialTracked(), b.fdbTracked()},
-		newWorker:  nw,
-		metricsURL: strings.TrimSuffix(ep, "/mcp") + "/metrics",
-		close:      func() { closeIdle(); c.stop() },
-	}, "", nil
+	return t, "", nil
 }
 
 var reFastMCPListening = regexp.MustCompile(`FASTMCP_PROXY_LISTENING (http://\S+)`)

@@ -420,15 +420,13 @@ func (p *proxy) tenancyConfig(policy map[string]tenancy.ToolPolicy) tenancy.Conf
 	tc := tenancy.Config{
 		Resolver: p.resolver,
 		Tools:    policy,
-		Auditor: multiAuditor{
-			tenancy.NewSlogAuditor(p.log, nil),
-			p.metrics,
-		},
-		Cache: p.cache,
+		Cache:    p.cache,
 	}
+	auditors := multiAuditor{tenancy.NewSlogAuditor(p.log, nil), p.metrics}
 	if p.usage != nil {
-		tc.Auditor = append(tc.Auditor.(multiAuditor), p.usage)
+		auditors = append(auditors, p.usage)
 	}
+	tc.Auditor = auditors
 	if p.db != nil {
 		tc.Store = p.db
 		// Buckets in the FalkorDB server: every replica shares them.
