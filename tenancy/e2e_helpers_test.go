@@ -1,7 +1,6 @@
 package tenancy_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -504,62 +503,11 @@ func (s *stack) noLeak(t testing.TB, text string, tenants ...string) {
 	}
 }
 
-// sseEvent is one event of an SSE stream.
-type sseEvent struct{ name, data string }
-
 // openSSE opens an SSE session with token by a raw GET and returns the
-// session's message endpoint (from the "endpoint" event) and the stream.
-func (s *stack) openSSE(token string) (string, <-chan sseEvent) {
-	t := s.t
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
-	require.NoError(t, err)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := s.httpClient(token).Do(req)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	events := make(chan sseEvent, 16)
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); _ = resp.Body.Close(); <-done })
-	go func() {
-		defer close(done)
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				ev.name = strings.TrimPrefix(line, "event: ")
-			case strings.HasPrefix(line, "data: "):
-				ev.data = strings.TrimPrefix(line, "data: ")
-			case line == "":
-				select {
-				case events <- ev:
-				case <-ctx.Done():
-					return
-				}
-				ev = sseEvent{}
-			}
-		}
-	}()
-	first := nextEvent(t, events)
-	require.Equal(t, "endpoint", first.name)
-	require.Contains(t, first.data, "sessionid=")
-	return first.data, events
-}
-
-func nextEvent(t testing.TB, events <-chan sseEvent) sseEvent {
-	t.Helper()
-	select {
-	case ev, ok := <-events:
-		require.True(t, ok, "the SSE stream closed")
-		return ev
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event on the SSE stream")
-		return sseEvent{}
-	}
+// session's message endpoint and the stream.
+func (s *stack) openSSE(token string) (string, <-chan tenancy.SSEEvent) {
+	s.t.Helper()
+	return tenancy.OpenSSE(s.t, s.httpClient(token), s.url)
 }
 
 // post POSTs one JSON-RPC message to path with token and returns the status.

@@ -548,9 +548,9 @@ func TestE2ESSESessionOfAnotherTenant(t *testing.T) {
 	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 	const initialized = `{"jsonrpc":"2.0","method":"notifications/initialized","params":{}}`
 	require.Equal(t, http.StatusAccepted, s.post(endpoint, tokA, initialize))
-	ev := nextEvent(t, events)
-	require.Equal(t, "message", ev.name)
-	require.Contains(t, ev.data, `"protocolVersion"`)
+	ev := tenancy.NextSSEEvent(t, events)
+	require.Equal(t, "message", ev.Name)
+	require.Contains(t, ev.Data, `"protocolVersion"`)
 	require.Equal(t, http.StatusAccepted, s.post(endpoint, tokA, initialized))
 
 	create := toolCall(2, falkor.ToolQuery, map[string]any{"graphName": "test_graph", "query": "CREATE (:Intruder)"})
@@ -573,11 +573,11 @@ func TestE2ESSESessionOfAnotherTenant(t *testing.T) {
 	// The owner's own POST runs, in the owner's graph.
 	mine := toolCall(3, falkor.ToolQuery, map[string]any{"graphName": "test_graph", "query": "CREATE (:Owner) RETURN 1"})
 	require.Equal(t, http.StatusAccepted, s.post(endpoint, tokA, mine))
-	ev = nextEvent(t, events)
-	require.Equal(t, "message", ev.name)
-	require.Contains(t, ev.data, `"id":3`)
-	require.NotContains(t, ev.data, `"isError":true`)
-	s.noLeak(t, ev.data, a)
+	ev = tenancy.NextSSEEvent(t, events)
+	require.Equal(t, "message", ev.Name)
+	require.Contains(t, ev.Data, `"id":3`)
+	require.NotContains(t, ev.Data, `"isError":true`)
+	s.noLeak(t, ev.Data, a)
 	require.EqualValues(t, 1, s.count(t, a, "test_graph", "Owner"))
 	require.Equal(t, []string{s.key(a, "test_graph")}, s.rawGraphs(t))
 }

@@ -14,44 +14,70 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-type sseEvent struct{ name, data string }
+// SSEEvent is one event of an SSE stream. It and OpenSSE and NextSSEEvent
+// are exported for the external e2e tests, which read SSE streams too.
+type SSEEvent struct{ Name, Data string }
 
-// sseSession opens an SSE session with token by a raw GET and returns the
-// message endpoint and the stream's events.
-func sseSession(t *testing.T, base, token string) (string, <-chan sseEvent) {
+// OpenSSE opens an SSE session at url with client by a raw GET and returns
+// the session's message endpoint (from the "endpoint" event) and the
+// stream's further events. The stream is closed when the test ends.
+func OpenSSE(t testing.TB, client *http.Client, url string) (string, <-chan SSEEvent) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	events := make(chan sseEvent, 16)
+	events := make(chan SSEEvent, 16)
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); resp.Body.Close(); <-done })
+	t.Cleanup(func() { cancel(); _ = resp.Body.Close(); <-done })
 	go func() {
 		defer close(done)
 		defer close(events)
 		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
+		var ev SSEEvent
 		for sc.Scan() {
-			line := sc.Text()
-			switch {
+			switch line := sc.Text(); {
 			case strings.HasPrefix(line, "event: "):
-				ev.name = strings.TrimPrefix(line, "event: ")
+				ev.Name = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
-				ev.data = strings.TrimPrefix(line, "data: ")
+				ev.Data = strings.TrimPrefix(line, "data: ")
 			case line == "":
-				events <- ev
-				ev = sseEvent{}
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+					return
+				}
+				ev = SSEEvent{}
 			}
 		}
 	}()
-	first := <-events
-	require.Equal(t, "endpoint", first.name)
-	return first.data, events
+	first := NextSSEEvent(t, events)
+	require.Equal(t, "endpoint", first.Name)
+	require.Contains(t, first.Data, "sessionid=")
+	return first.Data, events
+}
+
+// NextSSEEvent returns the next event of the stream, failing the test when
+// the stream ends or none comes within 10 s.
+func NextSSEEvent(t testing.TB, events <-chan SSEEvent) SSEEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-events:
+		require.True(t, ok, "the SSE stream closed")
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event on the SSE stream")
+		return SSEEvent{}
+	}
+}
+
+// sseSession opens an SSE session with token at base.
+func sseSession(t *testing.T, base, token string) (string, <-chan SSEEvent) {
+	t.Helper()
+	return OpenSSE(t, httpClient(token), base)
 }
 
 // post sends one JSON-RPC message to a session endpoint with token.
@@ -68,17 +94,11 @@ func post(t *testing.T, base, endpoint, token, body string) int {
 }
 
 // nextMessage returns the data of the next "message" event.
-func nextMessage(t *testing.T, events <-chan sseEvent) string {
+func nextMessage(t *testing.T, events <-chan SSEEvent) string {
 	t.Helper()
-	select {
-	case ev, ok := <-events:
-		require.True(t, ok, "stream closed")
-		require.Equal(t, "message", ev.name)
-		return ev.data
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message on the SSE stream")
-		return ""
-	}
+	ev := NextSSEEvent(t, events)
+	require.Equal(t, "message", ev.Name)
+	return ev.Data
 }
 
 const (
