@@ -34,14 +34,7 @@ func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		k := keys[alg]
-		v, err := New(Config{Now: clock.Now, Issuers: []Issuer{{Issuer: testIss, Audiences: []string{testAud}, Keys: []PublicKey{{KeyID: k.KeyID, Key: k.Public()}}}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.Close()
-		cl := claimsAt(clock.Now())
-		cl["scope"] = "graph:read graph:write"
-		tok := k.Mint(cl)
+		v, tok := benchVerifier(b, clock, k)
 		if _, err := v.Verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
@@ -150,14 +143,7 @@ func BenchmarkOverhead(b *testing.B) {
 	clock := newClock()
 	ctx := context.Background()
 	for _, k := range []*authntest.Key{authntest.CachedRSA(b, 2048, 0), authntest.NewEC(b, elliptic.P256()), authntest.NewEd25519(b)} {
-		v, err := New(Config{Now: clock.Now, Issuers: []Issuer{{Issuer: testIss, Audiences: []string{testAud}, Keys: []PublicKey{{KeyID: k.KeyID, Key: k.Public()}}}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.Close()
-		cl := claimsAt(clock.Now())
-		cl["scope"] = "graph:read graph:write"
-		tok := k.Mint(cl)
+		v, tok := benchVerifier(b, clock, k)
 		dot := strings.LastIndexByte(tok, '.')
 		input := []byte(tok[:dot])
 		sig, _ := b64.DecodeString(tok[dot+1:])
@@ -222,14 +208,7 @@ func BenchmarkVerifyWithoutCrypto(b *testing.B) {
 	clock := newClock()
 	ctx := context.Background()
 	for _, k := range []*authntest.Key{authntest.CachedRSA(b, 2048, 0), authntest.NewEC(b, elliptic.P256()), authntest.NewEd25519(b)} {
-		v, err := New(Config{Now: clock.Now, Issuers: []Issuer{{Issuer: testIss, Audiences: []string{testAud}, Keys: []PublicKey{{KeyID: k.KeyID, Key: k.Public()}}}}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.Close()
-		cl := claimsAt(clock.Now())
-		cl["scope"] = "graph:read graph:write"
-		tok := k.Mint(cl)
+		v, tok := benchVerifier(b, clock, k)
 		b.Run(k.Alg, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -246,4 +225,18 @@ func BenchmarkVerifyWithoutCrypto(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchVerifier returns a verifier that trusts k alone and a token signed
+// by k; the verifier is closed when the benchmark ends.
+func benchVerifier(b *testing.B, clock *fakeClock, k *authntest.Key) (*Verifier, string) {
+	b.Helper()
+	v, err := New(Config{Now: clock.Now, Issuers: []Issuer{{Issuer: testIss, Audiences: []string{testAud}, Keys: []PublicKey{{KeyID: k.KeyID, Key: k.Public()}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	cl := claimsAt(clock.Now())
+	cl["scope"] = "graph:read graph:write"
+	return v, k.Mint(cl)
 }
