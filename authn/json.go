@@ -29,17 +29,12 @@ type jsonParser struct {
 
 // parseJSONObject decodes s, which must hold exactly one JSON object.
 func parseJSONObject(s string) (map[string]any, error) {
-	p := jsonParser{s: s}
-	p.skipSpace()
-	if p.i >= len(p.s) || p.s[p.i] != '{' {
-		return nil, errJSON
-	}
-	m, err := p.object()
+	v, err := parseJSON(s)
 	if err != nil {
 		return nil, err
 	}
-	p.skipSpace()
-	if p.i != len(p.s) {
+	m, ok := v.(map[string]any)
+	if !ok {
 		return nil, errJSON
 	}
 	return m, nil
