@@ -98,7 +98,7 @@ func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
 	// LOAD CSV makes the server fetch URLs, unless the Client refuses it.
 	openWorld := ptr(!c.opts.DenyLoadCSV)
 	if add(ToolQuery) {
-		mcp.AddTool(s, &mcp.Tool{
+		s.AddTool(&mcp.Tool{
 			Name:  ToolQuery,
 			Title: "Run a Cypher query",
 			Description: "Run an openCypher query on a FalkorDB graph. The query may read and write " +
@@ -112,10 +112,10 @@ func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
 				DestructiveHint: ptr(true),
 				OpenWorldHint:   openWorld,
 			},
-		}, t.query)
+		}, t.rawQuery("GRAPH.QUERY"))
 	}
 	if add(ToolROQuery) {
-		mcp.AddTool(s, &mcp.Tool{
+		s.AddTool(&mcp.Tool{
 			Name:  ToolROQuery,
 			Title: "Run a read-only Cypher query",
 			Description: "Run a read-only openCypher query (MATCH ... RETURN ...) on a FalkorDB graph. " +
@@ -130,7 +130,7 @@ func AddTools(s *mcp.Server, c *Client, opts *ToolOptions) {
 				IdempotentHint: true,
 				OpenWorldHint:  openWorld,
 			},
-		}, t.roQuery)
+		}, t.rawQuery("GRAPH.RO_QUERY"))
 	}
 	if add(ToolListGraphs) {
 		mcp.AddTool(s, &mcp.Tool{
@@ -235,11 +235,11 @@ func querySchema(graphDesc string) map[string]any {
 	}, "graphName", "query")
 }
 
-// The query tools declare no output schema (their handlers return any): the
-// rows of a Result are arbitrary values, so a schema says little, and the
-// go-sdk would otherwise re-encode and validate every result against it,
-// which examples/bench measured at 12-20% of the proxy's CPU per call.
-// StructuredContent is still the JSON of the [Result].
+// The query tools declare no output schema: the rows of a Result are
+// arbitrary values, so a schema says little, and validating every result
+// against one cost 12-20% of the proxy's CPU per call (examples/bench).
+// StructuredContent is still the JSON of the [Result]. queryInput is what
+// decodeQueryInput returns for them, and falkordb_explain's typed input.
 type queryInput struct {
 	GraphName  string         `json:"graphName"`
 	Query      string         `json:"query"`
@@ -307,30 +307,115 @@ func (t tools) with(ctx context.Context, f func(c *Client) error) error {
 	return t.c.WithScope(ctx, s, f)
 }
 
-func (t tools) query(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, any, error) {
-	var res *Result
-	limit := t.rowCap(ctx)
-	err := t.with(ctx, func(c *Client) (err error) {
-		res, err = c.queryRows(ctx, "GRAPH.QUERY", in.GraphName, in.Query, exactParams(req, in.Parameters), limit)
-		return err
-	})
-	if err != nil {
-		return nil, nil, toolError(in.GraphName, err)
+// rawQuery is the handler of the query tool that runs cmd (GRAPH.QUERY or
+// GRAPH.RO_QUERY). It is registered with Server.AddTool rather than the
+// typed mcp.AddTool: the typed wrapper decodes the arguments three times
+// (a map for schema validation, the struct, and again for exact numbers)
+// with the SDK's 32 KiB decode buffers, which examples/bench measured at a
+// fifth of the proxy's CPU per call. decodeQueryInput checks what the input
+// schema says, once, and the result is what the typed wrapper would build:
+// the text, and the [Result]'s JSON as StructuredContent.
+func (t tools) rawQuery(cmd string) mcp.ToolHandler {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		var args json.RawMessage
+		if req != nil && req.Params != nil {
+			args = req.Params.Arguments
+		}
+		in, err := decodeQueryInput(args)
+		if err != nil {
+			return errorResult(err), nil
+		}
+		var res *Result
+		limit := t.rowCap(ctx)
+		err = t.with(ctx, func(c *Client) (err error) {
+			res, err = c.queryRows(ctx, cmd, in.GraphName, in.Query, in.Parameters, limit)
+			return err
+		})
+		if err != nil {
+			return errorResult(toolError(in.GraphName, err)), nil
+		}
+		structured, err := json.Marshal(res)
+		if err != nil {
+			return errorResult(toolError(in.GraphName, err)), nil
+		}
+		out := textResult(formatResult(res, limit))
+		out.StructuredContent = json.RawMessage(structured)
+		return out, nil
 	}
-	return textResult(formatResult(res, limit)), res, nil
 }
 
-func (t tools) roQuery(ctx context.Context, req *mcp.CallToolRequest, in queryInput) (*mcp.CallToolResult, any, error) {
-	var res *Result
-	limit := t.rowCap(ctx)
-	err := t.with(ctx, func(c *Client) (err error) {
-		res, err = c.queryRows(ctx, "GRAPH.RO_QUERY", in.GraphName, in.Query, exactParams(req, in.Parameters), limit)
-		return err
-	})
-	if err != nil {
-		return nil, nil, toolError(in.GraphName, err)
+// errorResult is a tool error, as the typed tool wrapper reports a handler's error.
+func errorResult(err error) *mcp.CallToolResult {
+	var res mcp.CallToolResult
+	res.SetError(err)
+	return &res
+}
+
+// queryKeys are the properties of the query tools' input schema.
+var queryKeys = []string{"graphName", "query", "parameters"}
+
+// decodeQueryInput decodes and checks the arguments of a query tool against
+// its input schema (querySchema): a JSON object with exactly the keys
+// graphName and query, non-empty strings, and optionally parameters, an
+// object or null, whose numbers are kept exact (json.Number). Keys match
+// exactly: encoding/json would match "GraphName" to graphName, and a
+// tenancy middleware maps only the key spelled as in the schema. Errors
+// read like the SDK's schema validation errors.
+func decodeQueryInput(raw json.RawMessage) (queryInput, error) {
+	var in queryInput
+	var fields map[string]json.RawMessage
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return in, errors.New(`validating "arguments": the arguments must be a JSON object`)
+		}
 	}
-	return textResult(formatResult(res, limit)), res, nil
+	var missing, extra []string
+	for k := range fields {
+		if !slices.Contains(queryKeys, k) {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		return in, fmt.Errorf(`validating "arguments": unexpected additional properties %s`, quoteList(extra))
+	}
+	for _, k := range queryKeys[:2] {
+		if _, ok := fields[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return in, fmt.Errorf(`validating "arguments": missing properties %s`, quoteList(missing))
+	}
+	for _, f := range []struct {
+		key string
+		to  *string
+	}{{"graphName", &in.GraphName}, {"query", &in.Query}} {
+		v := fields[f.key]
+		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.to) != nil {
+			return in, fmt.Errorf(`validating "arguments": %q must be a string`, f.key)
+		}
+		if *f.to == "" {
+			return in, fmt.Errorf(`validating "arguments": %q must not be empty`, f.key)
+		}
+	}
+	if p, ok := fields["parameters"]; ok && string(p) != "null" {
+		if p[0] != '{' {
+			return in, errors.New(`validating "arguments": "parameters" must be an object or null`)
+		}
+		dec := json.NewDecoder(bytes.NewReader(p))
+		dec.UseNumber()
+		if err := dec.Decode(&in.Parameters); err != nil {
+			return in, errors.New(`validating "arguments": "parameters" must be an object or null`)
+		}
+	}
+	return in, nil
+}
+
+// quoteList writes names as a JSON array of strings.
+func quoteList(names []string) string {
+	b, _ := json.Marshal(names)
+	return string(b)
 }
 
 func (t tools) listGraphs(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, listGraphsOutput, error) {
