@@ -29,6 +29,7 @@ type config struct {
 	TLSKeyFile  string
 	Stateless   bool // Streamable HTTP without sessions (default)
 	LogLevel    slog.Level
+	LogFlush    time.Duration // log lines are written in batches this often; 0: each at once
 
 	// Tokens. Dev is set when no BEARER_* variable is: the development
 	// issuer runs, and only then.
@@ -150,6 +151,7 @@ var options = []option{
 	{flag: "tls-key", env: "TLS_KEY_FILE", usage: "TLS private key file (PEM)"},
 	{flag: "stateless", env: "STATELESS", def: "true", isBool: true, usage: "Streamable HTTP without sessions (replicas need no sticky sessions); false keeps sessions"},
 	{flag: "log-level", env: "LOG_LEVEL", def: "info", usage: "debug, info, warn or error"},
+	{flag: "log-flush", env: "LOG_FLUSH", def: "10ms", usage: "write log lines in batches, each at most this long after it was logged (one write per batch instead of one per line; a crash loses at most this much); 0: each line at once"},
 
 	{flag: "bearer-jwks-uri", env: "BEARER_JWKS_URI", usage: "JWKS URL of the token issuer (https, or http to loopback)"},
 	{flag: "bearer-issuer", env: "BEARER_ISSUER", usage: `exact "iss" of accepted tokens`},
@@ -372,6 +374,9 @@ func (s *settings) build(getenv func(string) string) (*config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(s.val["LOG_LEVEL"]))); err != nil {
 		return fail(s.bad("LOG_LEVEL", "want debug, info, warn or error"))
+	}
+	if c.LogFlush, err = s.duration("LOG_FLUSH", 0); err != nil {
+		return fail(err)
 	}
 
 	// Tokens.

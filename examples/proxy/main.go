@@ -34,7 +34,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "proxy: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logOut, flushLogs := stderr, func() {}
+	if cfg.LogFlush > 0 {
+		bw := newBatchWriter(stderr, cfg.LogFlush)
+		defer bw.Close()
+		logOut, flushLogs = bw, func() { bw.flush() }
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	slog.SetDefault(log)
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
 
@@ -43,19 +49,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	p, err := newProxy(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err.Error())
+		flushLogs() // before the plain line
 		fmt.Fprintf(stderr, "proxy: %v\n", err)
 		return 1
 	}
 	defer p.Close()
 	served := make(chan error, 1)
 	go func() { served <- p.Serve() }()
-	if err := printBanner(stdout, p); err != nil {
-		log.Error("start failed", "err", err.Error())
-		return 1
-	}
-
 	if p.policy != nil {
 		// SIGHUP reloads the policy file; a bad file keeps the old policy.
+		// (Before the banner: a SIGHUP that came before Notify would end
+		// the process.)
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		done := make(chan struct{})
@@ -70,6 +74,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 				}
 			}
 		}()
+	}
+
+	if err := printBanner(stdout, p); err != nil {
+		log.Error("start failed", "err", err.Error())
+		return 1
 	}
 
 	select {
