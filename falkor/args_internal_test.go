@@ -143,3 +143,40 @@ func FuzzDecodeQueryInput(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJSONValue: jsonScan decodes valid JSON exactly as encoding/json does
+// into an any with UseNumber.
+func FuzzJSONValue(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":[true,false,null,"x\u00e9\n",{"c":-1.5e3}],"a":2}`,
+		` [ 1 , "\ud800" , {} , [] ] `, `"\xff\xfe"`, `0`, `-0.0e-0`, `{"":{"":[[[]]]}}`,
+		`{"k\"ey":"v\\"}`, `"é"`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) {
+			return
+		}
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		var want any
+		require.NoError(t, dec.Decode(&want))
+		sc := jsonScan{b: []byte(s)}
+		require.Equal(t, want, sc.value())
+		sc.ws()
+		require.Equal(t, len(s), sc.i, "not at the end")
+	})
+}
+
+// BenchmarkDecodeQueryInput: the arguments of a point lookup, decoded and
+// checked on every query tool call.
+func BenchmarkDecodeQueryInput(b *testing.B) {
+	args := json.RawMessage(`{"graphName":"acme_users","query":"MATCH (n:N {id: $id}) RETURN n.id AS id, n.name AS name","parameters":{"id":389}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeQueryInput(args); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -363,53 +363,78 @@ var queryKeys = []string{"graphName", "query", "parameters"}
 // read like the SDK's schema validation errors.
 func decodeQueryInput(raw json.RawMessage) (queryInput, error) {
 	var in queryInput
-	var fields map[string]json.RawMessage
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &fields); err != nil {
-			return in, errors.New(`validating "arguments": the arguments must be a JSON object`)
-		}
-	}
-	var missing, extra []string
-	for k := range fields {
-		if !slices.Contains(queryKeys, k) {
-			extra = append(extra, k)
-		}
+	s := jsonScan{b: raw}
+	s.ws()
+	var graph, query, params []byte
+	var extra []string
+	switch {
+	case s.i == len(raw): // no arguments
+	case !json.Valid(raw):
+		return in, errNotObject
+	case raw[s.i] == 'n': // null
+	case raw[s.i] != '{':
+		return in, errNotObject
+	default:
+		s.members(func(k string, v []byte) {
+			switch k {
+			case "graphName":
+				graph = v
+			case "query":
+				query = v
+			case "parameters":
+				params = v
+			default:
+				if !slices.Contains(extra, k) {
+					extra = append(extra, k)
+				}
+			}
+		})
 	}
 	if len(extra) > 0 {
 		slices.Sort(extra)
 		return in, fmt.Errorf(`validating "arguments": unexpected additional properties %s`, quoteList(extra))
 	}
-	for _, k := range queryKeys[:2] {
-		if _, ok := fields[k]; !ok {
-			missing = append(missing, k)
-		}
+	var missing []string
+	if graph == nil {
+		missing = append(missing, "graphName")
+	}
+	if query == nil {
+		missing = append(missing, "query")
 	}
 	if len(missing) > 0 {
 		return in, fmt.Errorf(`validating "arguments": missing properties %s`, quoteList(missing))
 	}
-	for _, f := range []struct {
-		key string
-		to  *string
-	}{{"graphName", &in.GraphName}, {"query", &in.Query}} {
-		v := fields[f.key]
-		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.to) != nil {
-			return in, fmt.Errorf(`validating "arguments": %q must be a string`, f.key)
-		}
-		if *f.to == "" {
-			return in, fmt.Errorf(`validating "arguments": %q must not be empty`, f.key)
-		}
+	var err error
+	if in.GraphName, err = argString("graphName", graph); err != nil {
+		return in, err
 	}
-	if p, ok := fields["parameters"]; ok && string(p) != "null" {
-		if p[0] != '{' {
-			return in, errors.New(`validating "arguments": "parameters" must be an object or null`)
-		}
-		dec := json.NewDecoder(bytes.NewReader(p))
-		dec.UseNumber()
-		if err := dec.Decode(&in.Parameters); err != nil {
-			return in, errors.New(`validating "arguments": "parameters" must be an object or null`)
-		}
+	if in.Query, err = argString("query", query); err != nil {
+		return in, err
+	}
+	switch {
+	case params == nil || params[0] == 'n':
+	case params[0] != '{':
+		return in, errors.New(`validating "arguments": "parameters" must be an object or null`)
+	default:
+		sc := jsonScan{b: params}
+		in.Parameters = sc.value().(map[string]any)
 	}
 	return in, nil
+}
+
+var errNotObject = errors.New(`validating "arguments": the arguments must be a JSON object`)
+
+// argString decodes v, the value of argument key, a non-empty string.
+func argString(key string, v []byte) (string, error) {
+	if v[0] != '"' {
+		return "", fmt.Errorf(`validating "arguments": %q must be a string`, key)
+	}
+	end, esc := (&jsonScan{b: v}).str()
+	str := jsonString(v[:end], esc)
+	if str == "" {
+		return "", fmt.Errorf(`validating "arguments": %q must not be empty`, key)
+	}
+	return str, nil
 }
 
 // quoteList writes names as a JSON array of strings.
