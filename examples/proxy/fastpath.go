@@ -121,6 +121,8 @@ type fastPath struct {
 	served   atomic.Int64 // requests answered by the fast path
 	passed   atomic.Int64 // requests passed to the SDK
 
+	implMeta []byte // {"<serverInfo key>": impl} as the SDK encodes it
+
 	metaMu sync.RWMutex
 	metas  map[string]mcp.Meta // _meta blocks that passed checkMeta, decoded
 }
@@ -163,6 +165,11 @@ func newFastPath(server *mcp.Server, sdk http.Handler, cfg fastPathConfig) *fast
 		f.why = sdkVersionMismatch()
 	}
 	if f.why != "" {
+		return f
+	}
+	var err error
+	if f.implMeta, err = json.Marshal(mcp.Meta{mcp.MetaKeyServerInfo: cfg.Impl}); err != nil {
+		f.why = "encoding the server's identity: " + err.Error()
 		return f
 	}
 	f.conn = newFastConn()
@@ -401,6 +408,9 @@ func (f *fastPath) encodeResult(res mcp.Result) (json.RawMessage, error) {
 	if isCall && ctr != nil {
 		// What the SDK's encoder writes for it: MarshalJSON's output, which
 		// is compact already.
+		if b, ok := f.encodeCallResult(ctr); ok {
+			return b, nil
+		}
 		var err error
 		if b, err = ctr.MarshalJSON(); err != nil {
 			return nil, err
@@ -415,6 +425,68 @@ func (f *fastPath) encodeResult(res mcp.Result) (json.RawMessage, error) {
 		b = bytes.TrimRight(buf.Bytes(), "\n")
 	}
 	return json.RawMessage(b), nil
+}
+
+// encodeCallResult writes what CallToolResult.MarshalJSON writes for the
+// results of the falkor tools and of the tenancy middleware's refusals,
+// without its reflection and its second pass over the content: it handles
+// a result whose _meta is the server's identity alone and whose content is
+// one plain text, with structured content as JSON or none, and reports
+// false for anything else. The fields after isError (the SDK's unexported
+// resultType among them) are the SDK's own encoding of the rest of the
+// result. fastpath_test.go compares it with MarshalJSON.
+func (f *fastPath) encodeCallResult(res *mcp.CallToolResult) ([]byte, bool) {
+	if len(res.Meta) != 1 || res.Meta[mcp.MetaKeyServerInfo] != any(f.impl) || len(res.Content) != 1 {
+		return nil, false
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok || tc.Meta != nil || tc.Annotations != nil {
+		return nil, false
+	}
+	var structured json.RawMessage
+	switch v := res.StructuredContent.(type) {
+	case nil:
+	case json.RawMessage:
+		if structured = v; v == nil {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	rest := *res
+	rest.Meta, rest.Content, rest.StructuredContent, rest.IsError = nil, nil, nil, false
+	tail, err := rest.MarshalJSON()
+	if err != nil || !bytes.HasPrefix(tail, []byte(`{"content":null`)) {
+		return nil, false
+	}
+	text, err := json.Marshal(tc.Text)
+	if err != nil {
+		return nil, false
+	}
+	b := make([]byte, 0, len(f.implMeta)+len(text)+len(structured)+len(tail)+64)
+	b = append(b, `{"_meta":`...)
+	b = append(b, f.implMeta...)
+	b = append(b, `,"content":[{"type":"text","text":`...)
+	b = append(b, text...)
+	b = append(b, "}]"...)
+	if structured != nil {
+		b = append(b, `,"structuredContent":`...)
+		n := len(b)
+		buf := bytes.NewBuffer(b)
+		if json.Compact(buf, structured) != nil {
+			return nil, false
+		}
+		b = buf.Bytes()
+		if bytes.ContainsAny(b[n:], "<>&\u2028\u2029") {
+			var esc bytes.Buffer
+			json.HTMLEscape(&esc, b[n:])
+			b = append(b[:n], esc.Bytes()...)
+		}
+	}
+	if res.IsError {
+		b = append(b, `,"isError":true`...)
+	}
+	return append(b, tail[len(`{"content":null`):]...), true
 }
 
 // errorStatus is the SDK's extractErrorStatus for protocol 2026-07-28.
