@@ -64,7 +64,7 @@ func RequireBearer(v *Verifier, opts *BearerOptions) func(http.Handler) http.Han
 		}))
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st := &bearerState{w: w}
-			cw := &challengeWriter{ResponseWriter: w, st: st, opts: opts, hasToken: hasBearer(r)}
+			cw := &challengeWriter{ResponseWriter: w, st: st, opts: opts, authorization: r.Header.Get("Authorization")}
 			inner.ServeHTTP(cw, r.WithContext(context.WithValue(r.Context(), bearerStateKey{}, st)))
 		})
 	}
@@ -80,18 +80,21 @@ type bearerState struct {
 	passed bool
 }
 
-func hasBearer(r *http.Request) bool {
-	f := strings.Fields(r.Header.Get("Authorization"))
+// hasBearer reports whether an Authorization header value is a bearer token
+// (asked only for a refusal: it splits the whole token).
+func hasBearer(authorization string) bool {
+	f := strings.Fields(authorization)
 	return len(f) == 2 && strings.EqualFold(f[0], "bearer")
 }
 
 // challengeWriter rewrites the SDK's refusals.
 type challengeWriter struct {
 	http.ResponseWriter
-	st       *bearerState
-	opts     *BearerOptions
-	hasToken bool
-	once     sync.Once
+	st   *bearerState
+	opts *BearerOptions
+	// authorization is the request's Authorization header.
+	authorization string
+	once          sync.Once
 }
 
 func (c *challengeWriter) WriteHeader(code int) {
@@ -127,7 +130,7 @@ func (c *challengeWriter) challenge(code int) int {
 		code = http.StatusForbidden
 		scopes = append(append([]string(nil), ve.RequiredScopes...), scopes...)
 		params = append(params, `error="insufficient_scope"`)
-	case c.hasToken:
+	case hasBearer(c.authorization):
 		params = append(params, `error="invalid_token"`)
 		desc := "the access token is invalid"
 		if c.st.err != nil {
