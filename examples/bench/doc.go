@@ -15,6 +15,7 @@
 //	c          the official @falkordb/mcpserver (npm) over Streamable HTTP with its API key
 //	d          examples/proxy in upstream mode in front of (c)
 //	e          a FastMCP proxy with its JWT verifier in front of (c)
+//	f          the floor of a Go proxy: net/http and one go-redis call per request, nothing else
 //
 // The peers come from examples/proxy/testdata/interop/install.sh (with
 // INTEROP_FASTMCP=1 for FastMCP); a peer that is not installed is reported

@@ -28,6 +28,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if spec := os.Getenv(floorEnv); spec != "" {
+		if err := serveFloor(ctx, spec, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench floor server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	go func() {
 		<-ctx.Done()
 		stop() // a second Ctrl-C ends the process at once (the children get SIGKILL from the kernel)
@@ -62,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.warmup, "warmup", 300, "calls before each measurement (not measured)")
 	fs.IntVar(&o.eCalls, "e-calls", 300, "measured calls per cell for (e), which costs about 50x more per call (0: -calls); warm-up scales down with it")
 	conc := fs.String("concurrency", "1,16", "comma-separated numbers of concurrent clients")
-	only := fs.String("only", strings.Join(systemOrder, ","), "systems to run: a, b (cache on and off), b-nocache, c, d, e")
+	only := fs.String("only", strings.Join(systemOrder, ","), "systems to run: a, b (cache on and off), b-nocache, c, d, e, f")
 	wls := fs.String("workloads", "lookup,hop2,write", "workloads to run")
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to this file")
 	fs.StringVar(&o.profile, "profile", "", "after the table, profile the proxy (b, lookup, highest concurrency) and write the pprof files and their tops into this directory")

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,9 +17,24 @@ import (
 	"github.com/tenantgraph/tenantgraph/falkor/lite"
 )
 
+// TestMain lets the test binary serve as the floor server (system f), as
+// the bench binary does: setupFloor starts its own executable.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(floorEnv); spec != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := serveFloor(ctx, spec, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "floor server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
+
 // TestTinyRun runs the whole program in a tiny mode against its own
-// FalkorDB: falkordb-go direct and the proxy (cache on and off), every
-// workload, two concurrencies. It builds examples/proxy, so it is skipped
+// FalkorDB: falkordb-go direct, the proxy (cache on and off) and the floor
+// server, every workload, two concurrencies. It builds examples/proxy, so it is skipped
 // under -short.
 func TestTinyRun(t *testing.T) {
 	if testing.Short() {
@@ -34,12 +52,12 @@ func TestTinyRun(t *testing.T) {
 		t.Skipf("no FalkorDB binaries: %v", err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"-calls", "20", "-warmup", "5", "-only", "a,b", "-concurrency", "1,4", "-q"}, &stdout, &stderr)
+	code := run(ctx, []string{"-calls", "20", "-warmup", "5", "-only", "a,b,f", "-concurrency", "1,4", "-q"}, &stdout, &stderr)
 	require.Equal(t, 0, code, "stderr: %s\nstdout: %s", &stderr, &stdout)
 	out := stdout.String()
 	require.NotContains(t, out, "FAILED")
 	require.NotContains(t, out, "skipped")
-	for _, sys := range []string{"a", "b", "b-nocache"} {
+	for _, sys := range []string{"a", "b", "b-nocache", "f"} {
 		for _, wl := range []string{"lookup", "hop2", "write"} {
 			for _, conc := range []string{"1", "4"} {
 				// system | workload | conc | calls | calls/s | p50 | p99 | server CPU
@@ -55,6 +73,8 @@ func TestTinyRun(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^\| a \| lookup \| 1 \| .*\| client \d+ \(\d+\.\d KiB\) \| 1 \|`), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^\| b \| lookup \| 1 \| .*\| proxy \d+ \(\d+\.\d KiB\) \| \d+\.\d\d \| — \|`), out)
 	require.Contains(t, out, "lookup c=1: proxy CPU")
+	require.Regexp(t, regexp.MustCompile(`(?m)^\| f \| hop2 \| 4 \| .*\| floor \d+ · falkordb \d+ \|`), out)
+	require.Regexp(t, `lookup c=4: proxy CPU \d+ µs/call .*; the floor \(f\) \d+ µs/call, the proxy's own work above it -?\d+ µs/call`, out)
 }
 
 func TestParseFlags(t *testing.T) {

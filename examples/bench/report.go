@@ -231,6 +231,10 @@ func (rep *report) targets() string {
 		if r.allocsOf != "" {
 			line += fmt.Sprintf("; %.0f allocations (%.1f KiB) per call", r.allocs, r.allocBytes/1024)
 		}
+		if f, ok := rep.find("f", r); ok {
+			fl, _ := f.proc("floor")
+			line += fmt.Sprintf("; the floor (f) %.0f µs/call, the proxy's own work above it %.0f µs/call", fl.cpu, p.cpu-fl.cpu)
+		}
 		b.WriteString(line + "\n")
 		wrote = true
 	}

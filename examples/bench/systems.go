@@ -20,7 +20,7 @@ import (
 )
 
 // The systems, in the order they run.
-var systemOrder = []string{"a", "b", "b-nocache", "c", "d", "e"}
+var systemOrder = []string{"a", "b", "b-nocache", "c", "d", "e", "f"}
 
 // systemTitles describe the systems in the report.
 var systemTitles = map[string]string{
@@ -30,6 +30,7 @@ var systemTitles = map[string]string{
 	"c":         "official @falkordb/mcpserver 1.3.0, Streamable HTTP, API key",
 	"d":         "examples/proxy in upstream mode in front of (c)",
 	"e":         "FastMCP 4.2.3 proxy with JWTVerifier in front of (c)",
+	"f":         "the floor of a Go proxy here: net/http and one go-redis call per request, nothing else (no token, MCP SDK, tenancy or log; see floor.go)",
 }
 
 // tracked is a server process whose CPU and memory the report shows.
@@ -98,6 +99,8 @@ func (b *bench) setup(ctx context.Context, name string) (t *target, skip string,
 		return b.setupUpstream(ctx)
 	case "e":
 		return b.setupFastMCP(ctx)
+	case "f":
+		return b.setupFloor(ctx)
 	}
 	return nil, "", fmt.Errorf("unknown system %q", name)
 }
