@@ -180,3 +180,30 @@ func BenchmarkDecodeQueryInput(b *testing.B) {
 		}
 	}
 }
+
+// FuzzWriteJSON: writeJSON writes json.Marshal's bytes for the values of a
+// row (plain values by hand, the rest by encoding/json).
+func FuzzWriteJSON(f *testing.F) {
+	f.Add("plain", int64(7), true, 1.5)
+	f.Add("<&>\"\\\u2028\xff\x01", int64(-1<<63), false, 1e21)
+	f.Fuzz(func(t *testing.T, s string, n int64, flag bool, x float64) {
+		for _, v := range []any{s, n, flag, x, nil, []any{s, n, []any{flag, nil}, map[string]any{s: x}}, []string{s, s}, []any(nil), []string(nil)} {
+			want, err := json.Marshal(v)
+			if err != nil {
+				continue // NaN, ±Inf: quoted text, not JSON
+			}
+			var b strings.Builder
+			writeJSON(&b, v)
+			require.Equal(t, string(want), b.String())
+		}
+	})
+}
+
+// BenchmarkFormatResult: the text of a one-row lookup result.
+func BenchmarkFormatResult(b *testing.B) {
+	res := &Result{Columns: []string{"id", "name"}, Rows: [][]any{{int64(389), "n389"}}, Stats: Stats{ExecutionTimeMs: 0.25, Cached: true}}
+	b.ReportAllocs()
+	for b.Loop() {
+		formatResult(res, 1000)
+	}
+}

@@ -527,6 +527,23 @@ func plain(err error) string {
 }
 
 func writeJSON(b *strings.Builder, v any) {
+	switch l := v.(type) {
+	case []any:
+		// A row or a list: its plain values written here, the rest by
+		// encoding/json.
+		if l != nil {
+			writeList(b, l)
+			return
+		}
+	case []string:
+		if l != nil {
+			writeList(b, l)
+			return
+		}
+	}
+	if writePlainJSON(b, v) {
+		return
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		b.WriteString(strconv.Quote(fmt.Sprint(v)))
@@ -535,10 +552,49 @@ func writeJSON(b *strings.Builder, v any) {
 	b.Write(data)
 }
 
+func writeList[T any](b *strings.Builder, l []T) {
+	b.WriteByte('[')
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSON(b, e)
+	}
+	b.WriteByte(']')
+}
+
+// writePlainJSON writes what json.Marshal writes for v when v is a value
+// that needs no encoder (nil, a bool, an int64, a string of printable ASCII
+// that json.Marshal writes as it is), and reports whether it did.
+func writePlainJSON(b *strings.Builder, v any) bool {
+	switch v := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case bool:
+		b.WriteString(strconv.FormatBool(v))
+	case int64:
+		var buf [20]byte
+		b.Write(strconv.AppendInt(buf[:0], v, 10))
+	case string:
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return false
+			}
+		}
+		b.WriteByte('"')
+		b.WriteString(v)
+		b.WriteByte('"')
+	default:
+		return false
+	}
+	return true
+}
+
 // formatResult renders a result as text: the columns, one JSON array per
 // row, the truncation notice and the statistics.
 func formatResult(res *Result, maxRows int) string {
 	var b strings.Builder
+	b.Grow(128 + 32*len(res.Rows))
 	switch n := len(res.Rows); {
 	case len(res.Columns) == 0:
 		b.WriteString("The query returned no columns.")
@@ -546,7 +602,8 @@ func formatResult(res *Result, maxRows int) string {
 		b.WriteString("1 row. Columns: ")
 		writeJSON(&b, res.Columns)
 	default:
-		fmt.Fprintf(&b, "%d rows. Columns: ", n)
+		b.WriteString(strconv.Itoa(n))
+		b.WriteString(" rows. Columns: ")
 		writeJSON(&b, res.Columns)
 	}
 	for _, row := range res.Rows {
@@ -572,7 +629,9 @@ func formatResult(res *Result, maxRows int) string {
 			fmt.Fprintf(&b, "%s: %d, ", c.what, c.n)
 		}
 	}
-	fmt.Fprintf(&b, "execution time: %s ms", strconv.FormatFloat(st.ExecutionTimeMs, 'f', -1, 64))
+	b.WriteString("execution time: ")
+	b.WriteString(strconv.FormatFloat(st.ExecutionTimeMs, 'f', -1, 64))
+	b.WriteString(" ms")
 	if st.Cached {
 		b.WriteString(" (cached plan)")
 	}
