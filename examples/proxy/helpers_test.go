@@ -104,7 +104,7 @@ type issuer struct {
 	aud  string
 }
 
-func newIssuer(t *testing.T) *issuer {
+func newIssuer(t testing.TB) *issuer {
 	key := authntest.CachedRSA(t, 2048, 0)
 	return &issuer{key: key, jwks: authntest.NewJWKSServer(t, key), aud: "https://proxy.test/mcp"}
 }
@@ -286,7 +286,7 @@ func structured(t *testing.T, res *mcp.CallToolResult) string {
 
 // dropACLUsers deletes the per-tenant FalkorDB users of the test's tenants
 // (named "tg-" + namespace ...), which the proxy leaves for other replicas.
-func dropACLUsers(t *testing.T, db *falkortest.DB) {
+func dropACLUsers(t testing.TB, db *falkortest.DB) {
 	ctx := context.Background()
 	rdb := db.Redis(t)
 	users, err := rdb.Do(ctx, "ACL", "USERS").StringSlice()
