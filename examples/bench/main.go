@@ -233,13 +233,8 @@ func benchmark(ctx context.Context, opts options, stderr io.Writer) (*report, er
 	defer b.iss.Close()
 
 	rep := &report{started: start, machine: machineShape(ctx, info, b.interop), tree: treeState(ctx, modRoot), opts: opts}
-	for _, name := range systemOrder {
-		if !slices.Contains(opts.only, name) {
-			continue
-		}
-		if err := b.runSystem(ctx, rep, name); err != nil {
-			return rep, err
-		}
+	if err := b.runAll(ctx, rep); err != nil {
+		return rep, err
 	}
 	if opts.profile != "" && ctx.Err() == nil {
 		prof, err := b.profileProxy(ctx)
@@ -291,62 +286,104 @@ func (b *bench) seedGraph(ctx context.Context) error {
 	return nil
 }
 
-// runSystem sets up one system and measures every workload and concurrency.
-func (b *bench) runSystem(ctx context.Context, rep *report, name string) error {
-	b.log("system %s: %s", name, systemTitles[name])
-	t, skip, err := b.setup(ctx, name)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err != nil {
-		rep.add(row{system: name, failed: "start: " + err.Error()})
-		b.log("system %s failed to start: %v", name, err)
-		return nil
-	}
-	if skip != "" {
-		rep.add(row{system: name, skipped: skip})
-		b.log("system %s skipped: %s", name, skip)
-		return nil
-	}
-	defer t.close()
-	if t.note != "" {
-		rep.systemNotes = append(rep.systemNotes, fmt.Sprintf("(%s) %s.", name, t.note))
-	}
-	calls, warmup := b.opts.calls, b.opts.warmup
-	if name == "e" && b.opts.eCalls > 0 && b.opts.eCalls < calls {
-		warmup = max(1, warmup*b.opts.eCalls/calls)
-		calls = b.opts.eCalls
+// system is a started system and what it measures.
+type system struct {
+	name          string
+	t             *target
+	calls, warmup int
+}
+
+// runAll starts every selected system, then measures each workload and
+// concurrency on one system after the other (system-interleaved, so that
+// the ratios compare measurements taken seconds apart, not minutes: the
+// speed of a shared machine drifts), and stops them.
+func (b *bench) runAll(ctx context.Context, rep *report) error {
+	var systems []*system
+	defer func() {
+		for _, s := range systems {
+			s.t.close()
+		}
+	}()
+	for _, name := range systemOrder {
+		if !slices.Contains(b.opts.only, name) {
+			continue
+		}
+		s, err := b.startSystem(ctx, rep, name)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			systems = append(systems, s)
+		}
 	}
 	for _, wl := range workloads {
 		if !slices.Contains(b.opts.workloads, wl.Name) {
 			continue
 		}
-		if err := b.validate(ctx, t, wl); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		var ready []*system
+		for _, s := range systems {
+			if err := b.validate(ctx, s.t, wl); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				for _, c := range b.opts.concurrency {
+					rep.add(row{system: s.name, workload: wl.Name, conc: c, failed: err.Error()})
+				}
+				b.log("system %s %s: %v", s.name, wl.Name, err)
+				continue
 			}
-			for _, c := range b.opts.concurrency {
-				rep.add(row{system: name, workload: wl.Name, conc: c, failed: err.Error()})
-			}
-			b.log("system %s %s: %v", name, wl.Name, err)
-			continue
+			ready = append(ready, s)
 		}
 		for _, c := range b.opts.concurrency {
-			r := b.runCell(ctx, t, wl, c, calls, warmup)
-			r.system = name
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rep.add(r)
-			if r.failed != "" {
-				b.log("%s %s c=%d failed: %s", name, wl.Name, c, r.failed)
-			} else {
-				b.log("%-9s %-6s c=%-2d %6.0f calls/s  p50 %s  p99 %s  server CPU %s µs/call  loadgen %.0f µs/call",
-					name, wl.Name, c, r.throughput, ms(r.p50), ms(r.p99), r.cpuText(), r.loadCPU)
+			for _, s := range ready {
+				r := b.runCell(ctx, s.t, wl, c, s.calls, s.warmup)
+				r.system = s.name
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				rep.add(r)
+				if r.failed != "" {
+					b.log("%s %s c=%d failed: %s", s.name, wl.Name, c, r.failed)
+				} else {
+					b.log("%-9s %-6s c=%-2d %6.0f calls/s  p50 %s  p99 %s  server CPU %s µs/call  loadgen %.0f µs/call",
+						s.name, wl.Name, c, r.throughput, ms(r.p50), ms(r.p99), r.cpuText(), r.loadCPU)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// startSystem sets up one system; it returns nil (and adds the row that
+// says why) when the system is skipped or fails to start.
+func (b *bench) startSystem(ctx context.Context, rep *report, name string) (*system, error) {
+	b.log("system %s: %s", name, systemTitles[name])
+	t, skip, err := b.setup(ctx, name)
+	if ctx.Err() != nil {
+		if t != nil {
+			t.close()
+		}
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		rep.add(row{system: name, failed: "start: " + err.Error()})
+		b.log("system %s failed to start: %v", name, err)
+		return nil, nil
+	}
+	if skip != "" {
+		rep.add(row{system: name, skipped: skip})
+		b.log("system %s skipped: %s", name, skip)
+		return nil, nil
+	}
+	if t.note != "" {
+		rep.systemNotes = append(rep.systemNotes, fmt.Sprintf("(%s) %s.", name, t.note))
+	}
+	s := &system{name: name, t: t, calls: b.opts.calls, warmup: b.opts.warmup}
+	if name == "e" && b.opts.eCalls > 0 && b.opts.eCalls < s.calls {
+		s.warmup = max(1, s.warmup*b.opts.eCalls/s.calls)
+		s.calls = b.opts.eCalls
+	}
+	return s, nil
 }
 
 // validate makes one call of wl and checks the number of rows: every

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -85,6 +86,23 @@ type report struct {
 
 func (rep *report) add(r row) { rep.rows = append(rep.rows, r) }
 
+// sorted returns the rows by system, workload and concurrency, in the
+// order of the options (they are measured interleaved).
+func (rep *report) sorted() []row {
+	rank := func(r row) (int, int, int) {
+		return slices.Index(systemOrder, r.system),
+			slices.IndexFunc(workloads, func(w workload) bool { return w.Name == r.workload }),
+			slices.Index(rep.opts.concurrency, r.conc)
+	}
+	rows := slices.Clone(rep.rows)
+	slices.SortStableFunc(rows, func(x, y row) int {
+		xs, xw, xc := rank(x)
+		ys, yw, yc := rank(y)
+		return cmp.Or(cmp.Compare(xs, ys), cmp.Compare(xw, yw), cmp.Compare(xc, yc))
+	})
+	return rows
+}
+
 // find returns the measured row of system for the same workload and
 // concurrency as r.
 func (rep *report) find(system string, r row) (row, bool) {
@@ -118,7 +136,7 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("\n| system | workload | conc | calls | calls/s | p50 ms | p99 ms | server CPU µs/call | by process µs/call | peak RSS MiB | load gen CPU µs/call | Go allocs/call | calls/s ÷ (a) | calls/s ÷ (c) | p99 ÷ (c) | notes |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|---|---|--:|---|--:|--:|--:|---|\n")
-	for _, r := range rep.rows {
+	for _, r := range rep.sorted() {
 		switch {
 		case r.skipped != "":
 			fmt.Fprintf(&b, "| %s | | | | | | | | | | | | | | | skipped: %s |\n", r.system, cell(r.skipped))
@@ -214,7 +232,7 @@ func (rep *report) targets() string {
 	var b strings.Builder
 	b.WriteString("Targets (proxy = examples/proxy, system b, token cache on):\n\n")
 	wrote := false
-	for _, r := range rep.rows {
+	for _, r := range rep.sorted() {
 		if r.system != "b" || r.failed != "" || r.skipped != "" {
 			continue
 		}
