@@ -117,13 +117,8 @@ func (b *bench) setupFloor(ctx context.Context) (*target, string, error) {
 		pass = "-"
 	}
 	env := childEnv(floorEnv + "=127.0.0.1:0 " + b.fdbAddr + " " + pass + " " + b.physical)
-	c, err := b.kids.start("floor", env, "", self)
+	c, ep, err := b.startServer(ctx, "floor", self, env, reFloorEndpoint, 30*time.Second)
 	if err != nil {
-		return nil, "", err
-	}
-	ep, err := c.waitFor(ctx, c.stdout, reFloorEndpoint, 30*time.Second)
-	if err != nil {
-		c.stop()
 		return nil, "", err
 	}
 	nw, closeIdle, err := mcpWorkers(ep, mcpFlavor{ReadTool: "falkordb_ro_query", WriteTool: "falkordb_query", Graph: b.graph, ParamsKey: "parameters", Stateless: true}, "", 16)

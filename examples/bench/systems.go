@@ -188,11 +188,17 @@ var reProxyEndpoint = regexp.MustCompile(`MCP endpoint: (http://\S+)`)
 // startProxy starts the proxy binary bin with env and returns the child and
 // its MCP endpoint.
 func (b *bench) startProxy(ctx context.Context, name, bin string, env []string) (*child, string, error) {
+	return b.startServer(ctx, name, bin, env, reProxyEndpoint, 60*time.Second)
+}
+
+// startServer starts bin with env and waits until its stdout has a line
+// matching ready, whose first submatch (the endpoint) it returns.
+func (b *bench) startServer(ctx context.Context, name, bin string, env []string, ready *regexp.Regexp, timeout time.Duration) (*child, string, error) {
 	c, err := b.kids.start(name, env, "", bin)
 	if err != nil {
 		return nil, "", err
 	}
-	ep, err := c.waitFor(ctx, c.stdout, reProxyEndpoint, 60*time.Second)
+	ep, err := c.waitFor(ctx, c.stdout, ready, timeout)
 	if err != nil {
 		c.stop()
 		return nil, "", err
