@@ -69,7 +69,14 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		log.LogAttrs(r.Context(), level, "http.request",
+		h := log.Handler()
+		if !h.Enabled(r.Context(), level) {
+			return
+		}
+		// Straight to the handler, without Logger.LogAttrs' search for the
+		// caller (always this line): a third of the line's cost.
+		rec := slog.NewRecord(time.Now(), level, "http.request", 0)
+		rec.AddAttrs(
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status),
@@ -77,6 +84,7 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
 		)
+		_ = h.Handle(r.Context(), rec)
 	})
 }
 
