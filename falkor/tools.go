@@ -351,9 +351,6 @@ func errorResult(err error) *mcp.CallToolResult {
 	return &res
 }
 
-// queryKeys are the properties of the query tools' input schema.
-var queryKeys = []string{"graphName", "query", "parameters"}
-
 // decodeQueryInput decodes and checks the arguments of a query tool against
 // its input schema (querySchema): a JSON object with exactly the keys
 // graphName and query, non-empty strings, and optionally parameters, an
