@@ -298,7 +298,7 @@ func appendString(dst []byte, s string) ([]byte, *encodeError) {
 		return dst, &encodeError{msg: "string contains a NUL byte, which FalkorDB cannot receive"}
 	}
 	dst = append(dst, '\'')
-	if strings.IndexAny(s, `\'`) < 0 {
+	if !strings.ContainsAny(s, `\'`) {
 		dst = append(dst, s...)
 		return append(dst, '\''), nil
 	}

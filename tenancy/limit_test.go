@@ -156,10 +156,10 @@ func TestLocalLimiter(t *testing.T) {
 	l := NewLocalLimiter(&LocalLimiterOptions{MaxKeys: 2, Now: clock.Now})
 	lim := Limit{Rate: 2, Burst: 1}
 
-	ok, retry, err := l.Allow(ctx, "a", lim)
+	ok, _, err := l.Allow(ctx, "a", lim)
 	require.NoError(t, err)
 	require.True(t, ok)
-	ok, retry, err = l.Allow(ctx, "a", lim)
+	ok, retry, err := l.Allow(ctx, "a", lim)
 	require.NoError(t, err)
 	require.False(t, ok)
 	require.Equal(t, 500*time.Millisecond, retry)
