@@ -784,6 +784,20 @@ func (s *jscan) ws() int {
 // object scans an object whose keys are plain strings, each once, calling
 // member with the scanner at each value (member must consume it).
 func (s *jscan) object(member func(key string) bool) bool {
+	seen := map[string]bool{}
+	return s.members(func() (string, bool) {
+		key, ok := s.plainString()
+		if !ok || seen[key] {
+			return "", false
+		}
+		seen[key] = true
+		return key, true
+	}, member)
+}
+
+// members scans an object: key reads each key (the scanner at its opening
+// quote), member each value (the scanner at it; it must consume it).
+func (s *jscan) members(key func() (string, bool), member func(key string) bool) bool {
 	if s.ws() >= len(s.b) || s.b[s.i] != '{' {
 		return false
 	}
@@ -791,26 +805,21 @@ func (s *jscan) object(member func(key string) bool) bool {
 	if s.depth++; s.depth > fastMaxDepth {
 		return false
 	}
-	seen := map[string]bool{}
 	if s.ws() < len(s.b) && s.b[s.i] == '}' {
 		s.i++
 		s.depth--
 		return true
 	}
 	for {
-		key, ok := s.plainString()
-		if !ok || seen[key] {
+		if s.ws() >= len(s.b) {
 			return false
 		}
-		seen[key] = true
-		if s.ws() >= len(s.b) || s.b[s.i] != ':' {
+		k, ok := key()
+		if !ok || s.ws() >= len(s.b) || s.b[s.i] != ':' {
 			return false
 		}
 		s.i++
-		if !member(key) {
-			return false
-		}
-		if s.ws() >= len(s.b) {
+		if !member(k) || s.ws() >= len(s.b) {
 			return false
 		}
 		switch s.b[s.i] {
@@ -896,37 +905,11 @@ func (s *jscan) value() bool {
 	}
 	switch c := s.b[s.i]; {
 	case c == '{':
-		s.i++
-		if s.depth++; s.depth > fastMaxDepth {
-			return false
-		}
-		if s.ws() < len(s.b) && s.b[s.i] == '}' {
-			s.i++
-			s.depth--
-			return true
-		}
-		for {
-			if s.ws() >= len(s.b) || s.b[s.i] != '"' || !s.str() {
-				return false
-			}
-			if s.ws() >= len(s.b) || s.b[s.i] != ':' {
-				return false
-			}
-			s.i++
-			if !s.value() || s.ws() >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				s.depth--
-				return true
-			default:
-				return false
-			}
-		}
+		// Any keys, escaped and repeated ones too (the SDK reads such
+		// arguments); strings are checked by str.
+		return s.members(func() (string, bool) {
+			return "", s.b[s.i] == '"' && s.str()
+		}, func(string) bool { return s.value() })
 	case c == '[':
 		s.i++
 		if s.depth++; s.depth > fastMaxDepth {
