@@ -83,20 +83,14 @@ func calls(t *testing.T, rdb *redis.Client, cmd string) int {
 // the replica is gone.
 func TestReplicas(t *testing.T) {
 	const password = "rep pw"
-	primary := startServer(t, lite.Options{Password: password, Args: []string{"--repl-diskless-sync-delay", "0"}})
-	replica := startServer(t, lite.Options{Password: password})
+	primary := startServer(t, lite.Options{Password: password})
+	replica := falkortest.StartReplica(t, primary)
 	ctx := context.Background()
 
 	pr := redis.NewClient(&redis.Options{Addr: primary.Addr(), Password: password, MaxRetries: -1})
 	defer pr.Close()
 	rr := redis.NewClient(&redis.Options{Addr: replica.Addr(), Password: password, MaxRetries: -1})
 	defer rr.Close()
-	host, port, _ := strings.Cut(primary.Addr(), ":")
-	require.NoError(t, rr.ConfigSet(ctx, "masterauth", password).Err())
-	require.NoError(t, rr.Do(ctx, "REPLICAOF", host, port).Err())
-	require.Eventually(t, func() bool {
-		return info(t, rr, "replication")["master_link_status"] == "up"
-	}, 10*time.Second, 20*time.Millisecond, "the replica did not connect to its primary")
 
 	goroutines := runtime.NumGoroutine()
 	u := "redis://:" + url.PathEscape(password) + "@" + primary.Addr()

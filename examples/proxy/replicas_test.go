@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -19,20 +18,13 @@ import (
 // and serves a tenant's read-only queries from the replica.
 func TestReadReplicas(t *testing.T) {
 	const password = "replica pw"
-	primary := falkortest.StartServer(t, lite.Options{Password: password, Args: []string{"--repl-diskless-sync-delay", "0"}})
-	replica := falkortest.StartServer(t, lite.Options{Password: password})
+	primary := falkortest.StartServer(t, lite.Options{Password: password})
+	replica := falkortest.StartReplica(t, primary)
 	ctx := context.Background()
 	pr := redis.NewClient(&redis.Options{Addr: primary.Addr(), Password: password, MaxRetries: -1})
 	defer pr.Close()
 	rr := redis.NewClient(&redis.Options{Addr: replica.Addr(), Password: password, MaxRetries: -1})
 	defer rr.Close()
-	host, port, _ := strings.Cut(primary.Addr(), ":")
-	require.NoError(t, rr.ConfigSet(ctx, "masterauth", password).Err())
-	require.NoError(t, rr.Do(ctx, "REPLICAOF", host, port).Err())
-	require.Eventually(t, func() bool {
-		s, err := rr.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(s, "master_link_status:up")
-	}, 10*time.Second, 20*time.Millisecond, "the replica did not connect")
 
 	iss := newIssuer(t)
 	tp := startProxyEnv(t, merge(iss.env(), map[string]string{

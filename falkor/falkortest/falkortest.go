@@ -122,6 +122,42 @@ func StartServer(tb testing.TB, opts lite.Options) *lite.Server {
 	return s
 }
 
+// StartReplica starts a FalkorDB server from falkor/lite that replicates
+// primary (with primary's password), returns once the replication link is
+// up, and stops it when the test ends. It also sets the primary's
+// repl-diskless-sync-delay to 0, so that the first sync starts at once. It
+// skips or fails like [StartCluster].
+func StartReplica(tb testing.TB, primary *lite.Server) *lite.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	pr := redis.NewClient(&redis.Options{Addr: primary.Addr(), Password: primary.Password(), MaxRetries: -1})
+	defer pr.Close()
+	if err := pr.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+		tb.Fatalf("falkortest: configuring the primary: %v", err)
+	}
+	replica := StartServer(tb, lite.Options{Password: primary.Password()})
+	rr := redis.NewClient(&redis.Options{Addr: replica.Addr(), Password: primary.Password(), MaxRetries: -1})
+	defer rr.Close()
+	host, port, _ := strings.Cut(primary.Addr(), ":")
+	if err := rr.ConfigSet(ctx, "masterauth", primary.Password()).Err(); err != nil {
+		tb.Fatalf("falkortest: configuring the replica: %v", err)
+	}
+	if err := rr.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		tb.Fatalf("falkortest: REPLICAOF: %v", err)
+	}
+	for {
+		if s, err := rr.Info(ctx, "replication").Result(); err == nil && strings.Contains(s, "master_link_status:up") {
+			return replica
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("falkortest: the replica did not connect to its primary within %v", startTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // startFailed skips tb (or fails it with FALKORDB_REQUIRED=1) when err says
 // the binaries cannot be had, and fails it otherwise.
 func startFailed(tb testing.TB, err error) {

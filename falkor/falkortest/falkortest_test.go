@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantgraph/tenantgraph/falkor/falkortest"
+	"github.com/tenantgraph/tenantgraph/falkor/lite"
 )
 
 // helperEnv makes TestHelper run in a re-executed test binary.
@@ -193,4 +195,26 @@ func TestMainStopsLocalServer(t *testing.T) {
 	require.False(t, processRunning(pid), "server pid %d still running after Main", pid)
 	_, err = os.Stat(dir)
 	require.ErrorIs(t, err, os.ErrNotExist, "server dir %s left behind", dir)
+}
+
+// TestStartReplica: the replica is connected when StartReplica returns and
+// receives the primary's writes.
+func TestStartReplica(t *testing.T) {
+	primary := falkortest.StartServer(t, lite.Options{Password: "replica test"})
+	replica := falkortest.StartReplica(t, primary)
+	ctx := context.Background()
+	rr := redis.NewClient(&redis.Options{Addr: replica.Addr(), Password: "replica test", MaxRetries: -1})
+	defer rr.Close()
+	info, err := rr.Info(ctx, "replication").Result()
+	require.NoError(t, err)
+	require.Contains(t, info, "role:slave")
+	require.Contains(t, info, "master_link_status:up")
+
+	pr := redis.NewClient(&redis.Options{Addr: primary.Addr(), Password: "replica test", MaxRetries: -1})
+	defer pr.Close()
+	require.NoError(t, pr.Do(ctx, "GRAPH.QUERY", "g", "CREATE (:N {v: 7})").Err())
+	require.NoError(t, pr.Do(ctx, "WAIT", 1, 5000).Err())
+	res, err := rr.Do(ctx, "GRAPH.RO_QUERY", "g", "MATCH (n:N) RETURN n.v").Slice()
+	require.NoError(t, err)
+	require.Equal(t, []any{[]any{int64(7)}}, res[1], "the replica has the primary's write")
 }
