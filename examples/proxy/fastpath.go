@@ -120,6 +120,7 @@ type fastPath struct {
 	conn     *fastConn
 	served   atomic.Int64 // requests answered by the fast path
 	passed   atomic.Int64 // requests passed to the SDK
+	direct   atomic.Int64 // tool results written by encodeCallResult
 
 	implMeta []byte // {"<serverInfo key>": impl} as the SDK encodes it
 
@@ -409,6 +410,7 @@ func (f *fastPath) encodeResult(res mcp.Result) (json.RawMessage, error) {
 		// What the SDK's encoder writes for it: MarshalJSON's output, which
 		// is compact already.
 		if b, ok := f.encodeCallResult(ctr); ok {
+			f.direct.Add(1)
 			return b, nil
 		}
 		var err error

@@ -363,6 +363,9 @@ func TestFastPathDifferential(t *testing.T) {
 		{name: "expired token", want: "none", header: headers(b.iss.key.Mint(authntest.Claims(b.iss.jwks.URL, b.iss.aud, b.ta, time.Now().Add(-2*time.Hour), time.Hour)), "falkordb_ro_query"), body: ro1(lookup)},
 		{name: "token for another audience", want: "none", header: headers(b.iss.key.Mint(authntest.Claims(b.iss.jwks.URL, "https://elsewhere/mcp", b.ta, time.Now(), time.Hour)), "falkordb_ro_query"), body: ro1(lookup)},
 	}
+	// The falkor tools' results, which encodeCallResult writes itself (the
+	// body check proves the bytes are MarshalJSON's).
+	directCases := map[string]bool{"lookup": true, "hop2 rows": true, "write": true}
 	seen := map[string]bool{}
 	for _, c := range cases {
 		require.False(t, seen[c.name], "duplicate case %q", c.name)
@@ -373,8 +376,11 @@ func TestFastPathDifferential(t *testing.T) {
 				method = "POST"
 			}
 			want := do(t, method, b.sdkURL+"/mcp", c.header, c.body)
-			served, passed := b.fp.served.Load(), b.fp.passed.Load()
+			served, passed, direct := b.fp.served.Load(), b.fp.passed.Load(), b.fp.direct.Load()
 			got := do(t, method, b.fastURL+"/mcp", c.header, c.body)
+			if directCases[c.name] {
+				require.Equal(t, direct+1, b.fp.direct.Load(), "the tool result was encoded by encodeCallResult")
+			}
 			path := "none"
 			switch {
 			case b.fp.served.Load() > served:
