@@ -52,7 +52,7 @@ func TestTinyRun(t *testing.T) {
 		t.Skipf("no FalkorDB binaries: %v", err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, []string{"-calls", "20", "-warmup", "5", "-only", "a,b,f", "-concurrency", "1,4", "-q"}, &stdout, &stderr)
+	code := run(ctx, []string{"-calls", "20", "-warmup", "5", "-only", "a,b,f", "-concurrency", "1,4"}, &stdout, &stderr)
 	require.Equal(t, 0, code, "stderr: %s\nstdout: %s", &stderr, &stdout)
 	out := stdout.String()
 	require.NotContains(t, out, "FAILED")
@@ -73,6 +73,21 @@ func TestTinyRun(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^\| a \| lookup \| 1 \| .*\| client \d+ \(\d+\.\d KiB\) \| 1 \|`), out)
 	require.Regexp(t, regexp.MustCompile(`(?m)^\| b \| lookup \| 1 \| .*\| proxy \d+ \(\d+\.\d KiB\) \| \d+\.\d\d \| — \|`), out)
 	require.Contains(t, out, "lookup c=1: proxy CPU")
+	// Measured interleaved: each workload and concurrency on every system
+	// in turn (the progress lines say the order).
+	var order []string
+	for _, m := range regexp.MustCompile(`(?m)^bench: (\S+)\s+(\S+)\s+c=(\d+) `).FindAllStringSubmatch(stderr.String(), -1) {
+		order = append(order, m[1]+" "+m[2]+" "+m[3])
+	}
+	var want []string
+	for _, wl := range []string{"lookup", "hop2", "write"} {
+		for _, conc := range []string{"1", "4"} {
+			for _, sys := range []string{"a", "b", "b-nocache", "f"} {
+				want = append(want, sys+" "+wl+" "+conc)
+			}
+		}
+	}
+	require.Equal(t, want, order, "measurement order")
 	require.Regexp(t, regexp.MustCompile(`(?m)^\| f \| hop2 \| 4 \| .*\| floor \d+ · falkordb \d+ \|`), out)
 	require.Regexp(t, `lookup c=4: proxy CPU \d+ µs/call .*; the floor \(f\) \d+ µs/call, the proxy's own work above it -?\d+ µs/call`, out)
 }
