@@ -90,7 +90,7 @@ func TestAuditEvents(t *testing.T) {
 
 func TestAuditOptions(t *testing.T) {
 	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{AddSource: true}))
 	e := newEnv(t, Config{
 		Auditor:        NewSlogAuditor(logger, &SlogAuditorOptions{Message: "audit", IncludeErrors: true}),
 		AuditQueryText: true,
@@ -100,6 +100,7 @@ func TestAuditOptions(t *testing.T) {
 	lines := auditLines(t, &buf)
 	require.Equal(t, "audit", lines[0]["msg"])
 	require.Equal(t, `RETURN "x"`, lines[0]["query"])
+	require.NotContains(t, lines[0], "source", "no source position (it would always be this package's line)")
 
 	_, err = callTool(t, e.connect(acmeRW), "fail", map[string]any{"text": "at 10.0.0.1"})
 	require.NoError(t, err)
