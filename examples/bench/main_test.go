@@ -92,6 +92,30 @@ func TestTinyRun(t *testing.T) {
 	require.Regexp(t, `lookup c=4: proxy CPU \d+ µs/call .*; the floor \(f\) \d+ µs/call, the proxy's own work above it -?\d+ µs/call`, out)
 }
 
+// TestMissingPeers: peers that are not installed are reported as skipped,
+// with the reason, and the run still succeeds.
+func TestMissingPeers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts FalkorDB: not with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := lite.FindBinaries(ctx, lite.Options{}); err != nil {
+		if os.Getenv("FALKORDB_REQUIRED") == "1" {
+			t.Fatalf("FalkorDB binaries: %v", err)
+		}
+		t.Skipf("no FalkorDB binaries: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"-only", "c,d,e", "-interop", t.TempDir(), "-calls", "5", "-warmup", "1", "-concurrency", "1", "-q"}, &stdout, &stderr)
+	require.Equal(t, 0, code, "stderr: %s", &stderr)
+	out := stdout.String()
+	for _, sys := range []string{"c", "d", "e"} {
+		require.Regexp(t, regexp.MustCompile(`(?m)^\| `+sys+` \|( \|)+ skipped: \S.* is not installed in .*install\.sh \|$`), out, "system %s", sys)
+	}
+	require.NotRegexp(t, regexp.MustCompile(`(?m)^\| [cde] \| lookup`), out, "no measured row for a missing peer")
+}
+
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		name    string
