@@ -108,18 +108,9 @@ func unavailable(tb testing.TB, err error) {
 // and stops it when the test ends. It skips or fails like [StartCluster].
 func StartServer(tb testing.TB, opts lite.Options) *lite.Server {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	s, err := lite.Start(ctx, opts)
-	if err != nil {
-		startFailed(tb, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("falkortest: stopping the server: %v", err)
-		}
+	return startLite(tb, startTimeout, "the server", func(ctx context.Context) (*lite.Server, error) {
+		return lite.Start(ctx, opts)
 	})
-	return s
 }
 
 // StartReplica starts a FalkorDB server from falkor/lite that replicates
@@ -175,18 +166,27 @@ func startFailed(tb testing.TB, err error) {
 // not used: a cluster is always local.
 func StartCluster(tb testing.TB, opts lite.ClusterOptions) *lite.Cluster {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	return startLite(tb, 2*startTimeout, "the cluster", func(ctx context.Context) (*lite.Cluster, error) {
+		return lite.StartCluster(ctx, opts)
+	})
+}
+
+// startLite runs start with a timeout, skips or fails tb as [StartCluster]
+// says when it fails, and closes what it started when the test ends.
+func startLite[T interface{ Close() error }](tb testing.TB, timeout time.Duration, what string, start func(context.Context) (T, error)) T {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cl, err := lite.StartCluster(ctx, opts)
+	v, err := start(ctx)
 	if err != nil {
 		startFailed(tb, err)
 	}
 	tb.Cleanup(func() {
-		if err := cl.Close(); err != nil {
-			tb.Errorf("falkortest: stopping the cluster: %v", err)
+		if err := v.Close(); err != nil {
+			tb.Errorf("falkortest: stopping %s: %v", what, err)
 		}
 	})
-	return cl
+	return v
 }
 
 func required() bool {
