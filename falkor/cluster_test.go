@@ -39,19 +39,6 @@ func nodeClient(t *testing.T, cl *lite.Cluster, n *lite.Node) *redis.Client {
 	return c
 }
 
-// owner returns the primary (as started) whose slots hold key.
-func owner(t *testing.T, c redis.UniversalClient, cl *lite.Cluster, key string) *lite.Node {
-	slot, err := c.Do(context.Background(), "CLUSTER", "KEYSLOT", key).Int()
-	require.NoError(t, err)
-	for _, p := range cl.Primaries() {
-		if slot >= p.Slots[0] && slot <= p.Slots[1] {
-			return p
-		}
-	}
-	t.Fatalf("no primary serves slot %d", slot)
-	return nil
-}
-
 func TestOpenClusterInvalid(t *testing.T) {
 	tests := []struct {
 		name, url string
@@ -90,7 +77,7 @@ func TestCluster(t *testing.T) {
 	for i := range 20 {
 		g := fmt.Sprintf("%s_t%02d_g", ns, i)
 		graphs = append(graphs, g)
-		p := owner(t, c.Redis(), cl, g)
+		p := falkortest.SlotOwner(t, c.Redis(), cl, g)
 		perPrimary[p.ID] = append(perPrimary[p.ID], g)
 	}
 	for _, p := range cl.Primaries() {
@@ -157,7 +144,7 @@ func TestCluster(t *testing.T) {
 		from, to := cl.Primaries()[1], cl.Primaries()[2]
 		var g string
 		for i := 0; ; i++ {
-			if g = fmt.Sprintf("%s_moved%d", ns, i); owner(t, c.Redis(), cl, g) == from {
+			if g = fmt.Sprintf("%s_moved%d", ns, i); falkortest.SlotOwner(t, c.Redis(), cl, g) == from {
 				break
 			}
 		}
@@ -186,7 +173,7 @@ func TestCluster(t *testing.T) {
 	for i := 0; len(onPrimary) < len(cl.Primaries()); i++ {
 		g := fmt.Sprintf("%s_s_%d", ns, i)
 		scoped = append(scoped, g)
-		onPrimary[owner(t, c.Redis(), cl, g)] = true
+		onPrimary[falkortest.SlotOwner(t, c.Redis(), cl, g)] = true
 	}
 	useScope := func(t *testing.T) error {
 		t.Helper()

@@ -544,7 +544,7 @@ func TestOpsCluster(t *testing.T) {
 	byNode := map[*lite.Node]string{}
 	for i := 0; len(byNode) < len(cl.Primaries()); i++ {
 		g := fmt.Sprintf("%s_g%d", ns, i)
-		if n := owner(t, rdb, cl, g); byNode[n] == "" {
+		if n := falkortest.SlotOwner(t, rdb, cl, g); byNode[n] == "" {
 			byNode[n] = g
 			fillGraph(t, c, g)
 		}
@@ -583,7 +583,7 @@ func TestOpsCluster(t *testing.T) {
 
 	t.Run("a copy into the source's slot, by hash tag", func(t *testing.T) {
 		dst := "tgbackup:label:{" + src + "}"
-		require.Equal(t, primaries[0], owner(t, rdb, cl, dst))
+		require.Equal(t, primaries[0], falkortest.SlotOwner(t, rdb, cl, dst))
 		require.NoError(t, c.CopyGraph(ctx, src, dst))
 		require.Equal(t, want, snapshot(t, c, dst))
 		_, err := c.Query(ctx, dst, "CREATE (:Extra)", nil)
@@ -603,7 +603,7 @@ func TestOpsCluster(t *testing.T) {
 		var sameNode, otherNode string
 		for i := 0; sameNode == "" || otherNode == ""; i++ {
 			k := fmt.Sprintf("%s_copy%d", ns, i)
-			switch owner(t, rdb, cl, k) {
+			switch falkortest.SlotOwner(t, rdb, cl, k) {
 			case primaries[0]:
 				sameNode = k
 			case primaries[2]:

@@ -39,21 +39,6 @@ func startLiteCluster(t *testing.T) *lite.Cluster {
 	})
 }
 
-// slotOwner returns the primary (as started) whose slots hold key, by
-// CLUSTER KEYSLOT.
-func slotOwner(t *testing.T, admin redis.UniversalClient, cl *lite.Cluster, key string) *lite.Node {
-	t.Helper()
-	slot, err := admin.Do(context.Background(), "CLUSTER", "KEYSLOT", key).Int()
-	require.NoError(t, err)
-	for _, p := range cl.Primaries() {
-		if slot >= p.Slots[0] && slot <= p.Slots[1] {
-			return p
-		}
-	}
-	t.Fatalf("no primary serves slot %d", slot)
-	return nil
-}
-
 // jtiOf reads the "jti" claim of a signed token (already verified by its
 // issuer: the test minted it).
 func jtiOf(t *testing.T, token string) string {
@@ -123,7 +108,7 @@ func TestScaleOutCluster(t *testing.T) {
 			mustCall(t, sessions[i][(i+j)%2], "falkordb_query", map[string]any{"graphName": g, "query": createQuery, "parameters": map[string]any{"name": "MARK-" + tn}})
 			key, err := res.Resolve(tn, g)
 			require.NoError(t, err)
-			perPrimary[slotOwner(t, admin, cl, key).ID]++
+			perPrimary[falkortest.SlotOwner(t, admin, cl, key).ID]++
 		}
 	}
 	for _, p := range cl.Primaries() {
@@ -343,11 +328,11 @@ func failoverScenario(t *testing.T, cl *lite.Cluster, admin *redis.ClusterClient
 	// The victim primary holds tenant 0's "g1"; find a tenant whose "g1" is
 	// elsewhere, to show the other primaries keep serving.
 	key0, _ := res.Resolve(tenantIDs[0], "g1")
-	victim := slotOwner(t, admin, cl, key0)
+	victim := falkortest.SlotOwner(t, admin, cl, key0)
 	other := -1
 	for i, tn := range tenantIDs {
 		k, _ := res.Resolve(tn, "g1")
-		if slotOwner(t, admin, cl, k).ID != victim.ID {
+		if falkortest.SlotOwner(t, admin, cl, k).ID != victim.ID {
 			other = i
 			break
 		}

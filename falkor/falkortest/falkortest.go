@@ -149,6 +149,24 @@ func StartReplica(tb testing.TB, primary *lite.Server) *lite.Server {
 	}
 }
 
+// SlotOwner returns the primary of cl (as started) whose slots hold key,
+// asking the cluster through c (CLUSTER KEYSLOT); it fails tb when no
+// primary does.
+func SlotOwner(tb testing.TB, c redis.UniversalClient, cl *lite.Cluster, key string) *lite.Node {
+	tb.Helper()
+	slot, err := c.Do(context.Background(), "CLUSTER", "KEYSLOT", key).Int()
+	if err != nil {
+		tb.Fatalf("falkortest: CLUSTER KEYSLOT %q: %v", key, err)
+	}
+	for _, p := range cl.Primaries() {
+		if slot >= p.Slots[0] && slot <= p.Slots[1] {
+			return p
+		}
+	}
+	tb.Fatalf("falkortest: no primary serves slot %d", slot)
+	return nil
+}
+
 // startFailed skips tb (or fails it with FALKORDB_REQUIRED=1) when err says
 // the binaries cannot be had, and fails it otherwise.
 func startFailed(tb testing.TB, err error) {

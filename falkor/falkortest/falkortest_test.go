@@ -218,3 +218,20 @@ func TestStartReplica(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []any{[]any{int64(7)}}, res[1], "the replica has the primary's write")
 }
+
+// TestSlotOwner: the primary SlotOwner names is the one that holds the key.
+func TestSlotOwner(t *testing.T) {
+	cl := falkortest.StartCluster(t, lite.ClusterOptions{Options: lite.Options{Password: "slots"}, Primaries: 3})
+	ctx := context.Background()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), Password: "slots", MaxRetries: -1})
+	defer cc.Close()
+	for _, key := range []string{"a", "b", "{user}1", "tenant_graph"} {
+		require.NoError(t, cc.Set(ctx, key, "x", 0).Err())
+		p := falkortest.SlotOwner(t, cc, cl, key)
+		direct := redis.NewClient(&redis.Options{Addr: p.Addr(), Password: "slots", MaxRetries: -1})
+		n, err := direct.Exists(ctx, key).Result()
+		direct.Close()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n, "%s is on the primary SlotOwner named", key)
+	}
+}
